@@ -1,0 +1,66 @@
+"""The one interface every sequential model implements, so trainer, metrics, sweeps and analysis never
+special-case a model (the RecBole idea, without the framework)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+from ..batch import Batch
+
+
+@dataclass
+class ModelOutput:
+    """What ``forward`` returns for a batch of ``B`` sequences of length ``L``.
+
+    - ``states``: [B, L, d_out] the sequence representation at every position.
+    - ``attention``: per layer, [B, H, L, L] post-softmax attention maps (only with ``return_attention``).
+    - ``head_outputs``: per layer, [B, H, L, d_h] per-head outputs (only with ``return_attention``).
+    - ``extras``: model-specific per-position tensors, e.g. FAME's ``gate`` [B, L, H] and ``router``
+      [B, H, L, N]; analyses look them up by name.
+    """
+
+    states: Tensor
+    attention: list[Tensor] = field(default_factory=list)
+    head_outputs: list[Tensor] = field(default_factory=list)
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class SequentialModel(nn.Module, ABC):
+    """A next-item model over items 1..n_items (id 0 is padding).
+
+    Subclasses set ``n_items`` and ``n_negatives`` (how many negatives per position their loss needs in
+    ``batch.negatives``; 0 for full cross-entropy), and implement ``forward``, ``score`` and ``loss``.
+    """
+
+    n_items: int
+    n_negatives: int = 0
+
+    @abstractmethod
+    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+        """States at every position (+ per-layer attention maps and head outputs when asked)."""
+
+    @abstractmethod
+    def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
+        """Scores for the item after the last position.
+
+        Without ``candidates``: [B, n_items + 1] over the whole catalogue (column 0 is padding; the
+        evaluation masks it). With ``candidates`` [B, C] item ids: [B, C].
+        """
+
+    @abstractmethod
+    def loss(self, batch: Batch) -> Tensor:
+        """The model's own training objective on a training batch (a scalar)."""
+
+    def predict(self, batch: Batch, candidates: Tensor | None = None) -> Tensor:
+        """``score(forward(batch))``: the scores the evaluation ranks."""
+        return self.score(self.forward(batch), batch, candidates)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each training epoch (0-based). Default: nothing.
+
+        Models with per-epoch state (MOJITO resamples its FISM items) override it; it must draw its
+        randomness from a generator seeded by ``epoch`` so runs are reproducible.
+        """
