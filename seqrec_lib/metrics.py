@@ -1,0 +1,95 @@
+"""Ranks of held-out items and the ranking metrics computed from them (fame.md §3, mojito.md §4).
+
+Knows nothing of models: everything here takes score tensors. A rank is 0-based and counts the candidates
+scoring **strictly higher** than the target, so ties are resolved in the target's favour.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+HistoryMask = Literal["-inf", "0", "none"]
+HISTORY_MASKS: tuple[str, ...] = get_args(HistoryMask)
+
+
+def full_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None,
+               history_mask: HistoryMask = "-inf") -> Tensor:
+    """[B] long: the 0-based rank of each target among all items 1..V.
+
+    ``scores`` [B, V+1] (column 0 is padding), ``targets`` [B] item ids in 1..V, ``history`` [B, V+1] bool
+    (True where the user has seen the item) or None.
+
+    rank = #{candidates v : score_v > score_target}; ties count in the target's favour. The target's score
+    is read before any masking and the target is never counted against itself. Padding id 0 is never a
+    candidate. ``history_mask`` decides what happens to history items (other than the target):
+
+    - ``"-inf"``: excluded, as if scored -inf (our default);
+    - ``"0"``: their scores are set to 0 and they stay candidates (ICLRec / S3-Rec);
+    - ``"none"``: no history masking (RecBole); ``history`` is ignored.
+    """
+    _check_scores(scores, "scores")
+    if history_mask not in HISTORY_MASKS:
+        raise ValueError(f"history_mask must be one of {HISTORY_MASKS}, got {history_mask!r}")
+    n_items = scores.shape[1] - 1
+    if targets.shape != (scores.shape[0],) or targets.dtype != torch.long:
+        raise ValueError(f"targets must be a [{scores.shape[0]}] long tensor, "
+                         f"got shape {tuple(targets.shape)} and dtype {targets.dtype}")
+    if len(targets) and (int(targets.min()) < 1 or int(targets.max()) > n_items):
+        raise ValueError(f"targets must be item ids in 1..{n_items}, "
+                         f"got {int(targets.min())}..{int(targets.max())}")
+    if history is not None and (history.shape != scores.shape or history.dtype != torch.bool):
+        raise ValueError(f"history must be a bool tensor of shape {tuple(scores.shape)} like scores, "
+                         f"got shape {tuple(history.shape)} and dtype {history.dtype}")
+    target_scores = scores.gather(1, targets[:, None])                   # [B, 1]
+    masked = history is not None and history_mask != "none"
+    if masked and history_mask == "0":
+        scores = scores.masked_fill(history, 0.0)
+    higher = scores > target_scores                                      # [B, V+1]
+    if masked and history_mask == "-inf":
+        higher &= ~history
+    higher[:, 0] = False
+    higher.scatter_(1, targets[:, None], False)
+    return higher.sum(1)
+
+
+def sampled_ranks(candidate_scores: Tensor) -> Tensor:
+    """[B] long: the 0-based rank of the target among sampled candidates.
+
+    ``candidate_scores`` [B, 1+C]: column 0 is the target, columns 1..C its negatives. rank = number of
+    negatives scoring strictly higher than the target (ties in the target's favour).
+    """
+    _check_scores(candidate_scores, "candidate_scores")
+    return (candidate_scores[:, 1:] > candidate_scores[:, :1]).sum(1)
+
+
+def ranking_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
+    """HR@k, NDCG@k for each k and MRR, averaged over the [N] 0-based ``ranks``.
+
+    HR@k = 1[r < k], NDCG@k = 1[r < k] / log2(r + 2) (one relevant item, so IDCG = 1), MRR = 1 / (r + 1).
+    Keys: ``"HR@10"``, ``"NDCG@10"``, ..., ``"MRR"``.
+    """
+    if ranks.dim() != 1 or len(ranks) == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D tensor, got shape {tuple(ranks.shape)}")
+    if int(ranks.min()) < 0:
+        raise ValueError(f"ranks must be non-negative, got {int(ranks.min())}")
+    if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"ks must be a non-empty sequence of positive ints, got {ks!r}")
+    r = ranks.double()
+    gain = 1.0 / torch.log2(r + 2.0)
+    hits = {k: r < k for k in ks}
+    out = {f"HR@{k}": hits[k].double().mean().item() for k in ks}
+    out.update({f"NDCG@{k}": (gain * hits[k]).mean().item() for k in ks})
+    out["MRR"] = (1.0 / (r + 1.0)).mean().item()
+    return out
+
+
+def _check_scores(scores: Tensor, name: str) -> None:
+    if scores.dim() != 2 or scores.shape[1] < 2:
+        raise ValueError(f"{name} must be a [B, n >= 2] tensor, got shape {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got {scores.dtype}")
+    if bool(torch.isnan(scores).any()):
+        raise ValueError(f"{name} contain NaN; a NaN target would silently rank first")

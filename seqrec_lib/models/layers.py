@@ -1,0 +1,149 @@
+"""Transformer pieces shared by SASRec and FAME (ICLRec/S3-Rec style, fame.md §4.1): item+position
+embedding, a causal multi-head self-attention that can return its per-head maps and outputs, the
+point-wise feed-forward, and the post-LN block."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FFNKind = Literal["gelu_4d", "relu_dd"]
+PositionKind = Literal["slot", "from_start"]
+
+
+def attention_mask(items: Tensor) -> Tensor:
+    """[B, L] item ids (0 = padding) → [B, 1, L, L] bool, True where query i may attend to key j.
+
+    Causal (j <= i) and key-padding masked, as ICLRec's mask. A padded query row attends only to itself,
+    so no position ever sees the future (padded rows are never scored).
+    """
+    L = items.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()
+    keys = (items > 0)[:, None, None, :]                                   # [B, 1, 1, L]
+    eye = torch.eye(L, dtype=torch.bool, device=items.device)
+    return causal & (keys | eye)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over the last dim with masked entries at exactly 0 probability. ``mask`` broadcasts."""
+    return torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
+
+
+def position_ids(items: Tensor, kind: PositionKind, max_len: int) -> Tensor:
+    """[B, L] ids → [B, L] position indices into a table of ``max_len`` rows.
+
+    ``slot`` (ICLRec / Kang): the slot of the left-padded window, right-aligned, so the most recent item
+    is always at max_len-1. ``from_start`` (RecBole): the index within the sequence, 0 at its first
+    item (padding gets 0); with it, every position's state equals the state of that prefix alone.
+    """
+    L = items.shape[1]
+    if L > max_len:
+        raise ValueError(f"sequence length {L} exceeds max_len {max_len}")
+    if kind == "slot":
+        return torch.arange(max_len - L, max_len, device=items.device).expand_as(items)
+    if kind == "from_start":
+        return ((items > 0).long().cumsum(1) - 1).clamp(min=0)
+    raise ValueError(f"positions must be 'slot' or 'from_start', got {kind!r}")
+
+
+class ItemSequenceEmbedding(nn.Module):
+    """X0 = Dropout(LN(E[items] + P[positions])): [B, L] ids → [B, L, d]. ``E`` is shared with the output."""
+
+    def __init__(self, n_items: int, d: int, max_len: int, dropout: float, ln_eps: float,
+                 positions: PositionKind = "slot") -> None:
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.position = nn.Embedding(max_len, d)
+        self.positions = positions
+        self.norm = nn.LayerNorm(d, eps=ln_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, items: Tensor) -> Tensor:
+        pos = self.position(position_ids(items, self.positions, self.position.num_embeddings))
+        return self.dropout(self.norm(self.item(items) + pos))
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention with output projection, residual and LayerNorm (post-LN).
+
+    forward: X [B, L, d] → (Y [B, L, d], A [B, H, L, L] or None, O [B, H, L, d'] or None), where A are
+    the post-softmax maps and O = A V the per-head outputs before W_O (mojito.md §6).
+    """
+
+    def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ln_eps: float) -> None:
+        super().__init__()
+        if d % n_heads:
+            raise ValueError(f"hidden size d={d} must be divisible by n_heads={n_heads}")
+        self.n_heads, self.d_head = n_heads, d // n_heads
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.out_dropout = nn.Dropout(hidden_dropout)
+        self.norm = nn.LayerNorm(d, eps=ln_eps)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """[B, L, d] → [B, H, L, d']."""
+        B, L, _ = x.shape
+        return x.view(B, L, self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        probs = masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), mask)   # [B, H, L, L]
+        heads = self.attn_dropout(probs) @ v                                            # [B, H, L, d']
+        ctx = heads.transpose(1, 2).reshape(x.shape)                                   # [B, L, d]
+        y = self.norm(x + self.out_dropout(self.out(ctx)))
+        return (y, probs, heads) if return_attention else (y, None, None)
+
+
+class FeedForward(nn.Module):
+    """Point-wise FFN with residual and LayerNorm: GELU with a 4d inner size (ICLRec, default) or ReLU
+    with d×d (Kang / FAME Eq. 5). [B, L, d] → [B, L, d]."""
+
+    def __init__(self, d: int, kind: FFNKind, dropout: float, ln_eps: float) -> None:
+        super().__init__()
+        if kind not in ("gelu_4d", "relu_dd"):
+            raise ValueError(f"ffn must be 'gelu_4d' or 'relu_dd', got {kind!r}")
+        inner = 4 * d if kind == "gelu_4d" else d
+        self.fc1, self.fc2 = nn.Linear(d, inner), nn.Linear(inner, d)
+        self.act = F.gelu if kind == "gelu_4d" else F.relu
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d, eps=ln_eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.dropout(self.fc2(self.act(self.fc1(x)))))
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention then FFN, both post-LN. [B, L, d] → [B, L, d] (+ maps and head outputs)."""
+
+    def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ffn: FFNKind,
+                 ln_eps: float) -> None:
+        super().__init__()
+        self.attention = MultiHeadSelfAttention(d, n_heads, attn_dropout, hidden_dropout, ln_eps)
+        self.ffn = FeedForward(d, ffn, hidden_dropout, ln_eps)
+
+    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        y, probs, heads = self.attention(x, mask, return_attention)
+        return self.ffn(y), probs, heads
+
+
+def init_normal(module: nn.Module, std: float) -> None:
+    """ICLRec initialisation: Linear/Embedding weights ~ N(0, std), biases 0, LayerNorm γ=1, β=0;
+    the padding row of an embedding is zeroed."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

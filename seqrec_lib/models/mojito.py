@@ -1,0 +1,369 @@
+"""MOJITO (Tran et al., SIGIR 2023): time-aware attention mixtures plus a long-term attentive FISM.
+
+Follows mojito.md (the official TF1 code, deezer/sigir23-mojito) with the *intended per-user* attention
+mixture of §2.4.1, generalised to H local heads (M9). Shapes: B sequences, L = max_len positions,
+d item width, 2d the joint item⊕context width, H local heads of width d_v = 2d/H, F time features,
+N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
+
+    X0 = Dropout([√d·E[v] + P ; √d·c + P]) ⊙ m,  C0 = c = ctx(φ(t))                    (§2.3)
+    block: G_it = Q_it K_itᵀ, G_c = Q_c K_cᵀ (+ σ²·ε) → MLP 2→H→H → H local attentions   (§2.4.1)
+    score(j) = <h_L, [E_j ; ctx(τ)]> + λ·r_long^test(j)                                   (§2.5-2.7)
+    loss = BCE_short + λ·BCE_long, one negative per position                               (§2.7)
+
+Randomness: the attention noise is drawn from torch's global RNG (the CPU or device default generator),
+so a caller that seeds it (``torch.manual_seed``, or ``torch.random.fork_rng`` + seed as the evaluator
+does) gets reproducible noisy scores; the FISM items are drawn from a ``torch.Generator`` seeded by
+(``fism_seed``, epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..batch import Batch
+from ..data.sequences import History, SplitData
+from .base import ModelOutput, SequentialModel
+from .losses import bce_with_negatives
+
+
+@dataclass(frozen=True)
+class MojitoConfig:
+    """Hyperparameters; the defaults are the official ML-1M config (mojito.md §2.1; Amazon: dropout 0.5).
+
+    - ``n_heads``: local heads H; the value projection 2d→2d is split into H heads of width 2d/H (M9).
+    - ``n_time_features``: MOJITO reads the *last* n of the 7 calendar features (year, month, day,
+      dayofweek, dayofyear, week, hour); 6 drops the year (LFM-1b's ``use_year=false``).
+    - ``fism_pool``: "windows" (faithful, §2.6): the distinct items of the user's training windows,
+      inputs and targets; "history": the distinct items of the whole training sequence.
+    - ``fism_mask_padding``: exclude the zero padding rows of the FISM memory from its softmax (M5;
+      the official code includes them with logit 0).
+    - ``attn_noise_at_eval``: keep the σ²·ε attention noise at evaluation (faithful, M3).
+    - ``faithful_batch_pairing``: reproduce the official code's cross-user pairing of §2.4.2 (H = 2,
+      even batch size; the outputs then depend on the batch composition and order).
+    """
+
+    d: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    d_t: int = 16
+    n_harmonics: int = 3
+    tempo_linspace: float = 8.0
+    n_time_features: int = 7
+    fism_items: int = 20
+    fism_pool: Literal["windows", "history"] = "windows"
+    fism_seed: int = 0
+    fism_mask_padding: bool = False
+    lambda_long: float = 0.1
+    lambda_trans_seq: float = 0.5
+    dropout: float = 0.3
+    attn_noise_at_eval: bool = True
+    sigma_init: float = 0.1
+    input_scale: bool = True
+    ln_eps: float = 1e-6
+    max_len: int = 50
+    faithful_batch_pairing: bool = False
+
+    def __post_init__(self) -> None:
+        if (2 * self.d) % self.n_heads:
+            raise ValueError(f"2d={2 * self.d} must be divisible by n_heads={self.n_heads}")
+        if self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be at least 1, got {self.n_blocks}")
+        if not 1 <= self.n_time_features <= 7:
+            raise ValueError(f"n_time_features must lie in 1..7, got {self.n_time_features}")
+        if self.fism_items < 1:
+            raise ValueError(f"fism_items must be at least 1, got {self.fism_items}")
+        if self.fism_pool not in ("windows", "history"):
+            raise ValueError(f"fism_pool must be 'windows' or 'history', got {self.fism_pool!r}")
+        if self.faithful_batch_pairing and self.n_heads != 2:
+            raise ValueError(f"faithful_batch_pairing reproduces the official code only with n_heads=2, "
+                             f"got {self.n_heads}")
+
+
+def dense(n_in: int, n_out: int) -> nn.Linear:
+    """A TF ``dense`` layer: Glorot-uniform weight, zero bias."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MercerTimeEncoder(nn.Module):
+    """F independent Mercer encoders (one per feature, §2.2): [..., F] raw values → [..., F, d_t].
+
+    Mercer_f(t)_i = Σ_k W_f[i,k]·sin(k·t·10^-p_f[i]) + W_f[i,K+k]·cos(k·t·10^-p_f[i]) + b_f[i], k = 1..K,
+    with p_f = linspace(0, tempo_linspace, d_t) (trainable), W_f Glorot-uniform [d_t, 2K], b_f = 0.
+    """
+
+    def __init__(self, n_features: int, d_t: int, n_harmonics: int, tempo_linspace: float) -> None:
+        super().__init__()
+        self.register_buffer("harmonics", torch.arange(1, n_harmonics + 1, dtype=torch.float32))    # [K]
+        self.log_period = nn.Parameter(torch.linspace(0, tempo_linspace, d_t).repeat(n_features, 1))  # [F, d_t]
+        bound = math.sqrt(6.0 / (d_t + 2 * n_harmonics))                                            # Glorot
+        self.basis = nn.Parameter(torch.empty(n_features, d_t, 2 * n_harmonics).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_features, d_t))                                      # [F, d_t]
+
+    def forward(self, t: Tensor) -> Tensor:
+        K = len(self.harmonics)
+        freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
+        angle = t[..., None, None] * freq                                            # [..., F, d_t, K]
+        return ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
+                + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)     # [..., F, d_t]
+
+
+class ContextEmbedding(nn.Module):
+    """c = Dropout(W_c · concat_f Mercer_f(φ_f) + b_c): [..., F] calendar features → [..., d] (§2.2).
+
+    W_c ~ N(0, 0.01²), b_c = 0, no activation. One instance serves the inputs and the targets.
+    """
+
+    def __init__(self, c: MojitoConfig) -> None:
+        super().__init__()
+        self.n_features = c.n_time_features
+        self.mercer = MercerTimeEncoder(c.n_time_features, c.d_t, c.n_harmonics, c.tempo_linspace)
+        self.out = nn.Linear(c.n_time_features * c.d_t, c.d)
+        nn.init.normal_(self.out.weight, 0.0, 0.01)
+        nn.init.zeros_(self.out.bias)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        if feats.shape[-1] < self.n_features:
+            raise ValueError(f"MOJITO needs {self.n_features} calendar features, the batch has {feats.shape[-1]}")
+        enc = self.mercer(feats[..., -self.n_features:].float())                      # [..., F, d_t]
+        return self.dropout(self.out(enc.flatten(-2)))                                # [..., d]
+
+
+class MixtureBlock(nn.Module):
+    """One attention-mixture block (§2.4.1) and its FFN.
+
+    forward: X [B, L, 2d], C [B, L, d], m [B, L] bool (non-padding), σ [2] or None (no noise)
+    → (X' [B, L, 2d], A [B, H, L, L] post-softmax maps after the query mask, O [B, H, L, d_v] = A_j V_j).
+    """
+
+    def __init__(self, c: MojitoConfig) -> None:
+        super().__init__()
+        d, H = c.d, c.n_heads
+        self.n_heads, self.d_g, self.pairing = H, d, c.faithful_batch_pairing
+        self.norm_x, self.norm_c = nn.LayerNorm(2 * d, eps=c.ln_eps), nn.LayerNorm(d, eps=c.ln_eps)
+        self.q_it, self.k_it = dense(2 * d, d), dense(2 * d, d)                       # item global head
+        self.q_c, self.k_c = dense(d, d), dense(d, d)                                 # context global head
+        self.value = dense(2 * d, 2 * d)                                              # H heads of 2d/H
+        self.mix1, self.mix2 = dense(2, H), dense(H, H)                               # admixture MLP 2→H→H
+        self.attn_dropout = nn.Dropout(c.dropout)
+        self.norm_ffn = nn.LayerNorm(2 * d, eps=c.ln_eps)
+        self.ffn1, self.ffn2 = dense(2 * d, 2 * d), dense(2 * d, 2 * d)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: Tensor, ctx: Tensor, m: Tensor, sigma: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        B, L, D = x.shape
+        H = self.n_heads
+        xn = self.norm_x(x)                                                           # [B, L, 2d] LN(X)
+        g_it = self.q_it(xn) @ self.k_it(x).transpose(1, 2)                           # [B, L, L]
+        g_c = self.q_c(self.norm_c(ctx)) @ self.k_c(ctx).transpose(1, 2)              # [B, L, L]
+        if self.pairing:
+            if B % 2:
+                raise ValueError(f"faithful_batch_pairing needs an even batch size, got {B}")
+            # fish.py concatenates [G_it; G_c] head-major ([2B]) and reads it back batch-major ([B, 2]):
+            # slot 0 of row b is G_it or G_c of user 2b mod 2B, slot 1 that of user 2b+1 (§2.4.2)
+            g = torch.cat([g_it, g_c]).view(B, 2, L, L)                               # [B, 2, L, L]
+        else:
+            g = torch.stack([g_it, g_c], dim=1)                                       # [B, 2, L, L]
+        if sigma is not None:                                                         # noise std is σ², not σ
+            g = g + sigma[:, None, None] ** 2 * torch.randn(g.shape, device=g.device, dtype=g.dtype)
+        s = self.mix2(F.relu(self.mix1(g.permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)   # [B, H, L, L]
+        if self.pairing:                                                              # batch-major rows b·H+j
+            s = s.reshape(H, B, L, L).transpose(0, 1)                                 # read head-major h·B+u
+        causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+        allowed = causal & m[:, None, None, :]                                        # [B, 1, L, L] keys ≤ q
+        s = (s / math.sqrt(self.d_g)).masked_fill(~allowed, torch.finfo(s.dtype).min)
+        attn = torch.softmax(s, dim=-1) * m[:, None, :, None]                         # [B, H, L, L] query mask
+        v = self.value(x).view(B, L, H, D // H).transpose(1, 2)                       # [B, H, L, d_v]
+        heads = self.attn_dropout(attn) @ v                                           # [B, H, L, d_v]
+        o = heads.transpose(1, 2).reshape(B, L, D) + xn                               # residual on LN(X)
+        on = self.norm_ffn(o)
+        y = self.dropout(self.ffn2(self.dropout(F.relu(self.ffn1(on))))) + on         # [B, L, 2d]
+        return y * m[..., None], attn, heads
+
+
+def window_items(train: Batch, n_users: int, n_items: int) -> History:
+    """The distinct items of each user's training windows, inputs and targets (the FISM pool, §2.6)."""
+    items = torch.cat([train.items, train.targets], dim=1).cpu()                     # [S, 2L]
+    users = train.users.cpu()[:, None].expand_as(items)
+    keep = items > 0
+    return _distinct(users[keep], items[keep], n_users, n_items)
+
+
+def _distinct(users: Tensor, items: Tensor, n_users: int, n_items: int) -> History:
+    """(user, item) pairs [P] → a compact History of each user's distinct items, sorted by (user, item)."""
+    key = torch.unique(users * (n_items + 1) + items)                                 # sorted
+    users, items = key // (n_items + 1), key % (n_items + 1)
+    lengths = torch.bincount(users, minlength=n_users + 1)[1:]                        # [U]
+    return History(torch.cumsum(lengths, 0) - lengths, items, lengths)
+
+
+def _pairs(history: History) -> tuple[Tensor, Tensor]:
+    """History → (users [P] 1-based, items [P]), on the CPU."""
+    offsets, items, lengths = history.offsets.cpu(), history.items.cpu(), history.lengths.cpu()
+    users = torch.repeat_interleave(torch.arange(1, len(lengths) + 1), lengths)
+    first = torch.cumsum(lengths, 0) - lengths
+    within = torch.arange(int(lengths.sum())) - first.repeat_interleave(lengths)
+    return users, items[offsets.repeat_interleave(lengths) + within]
+
+
+class Mojito(SequentialModel):
+    """MOJITO over items 1..n_items and users 1..n_users; ``pool`` holds the items FISM samples from."""
+
+    n_negatives = 1
+
+    def __init__(self, config: MojitoConfig, n_items: int, n_users: int, history: History) -> None:
+        super().__init__()
+        c = self.config = config
+        self.n_items, self.n_users = n_items, n_users
+        self.item = nn.Embedding(n_items + 1, c.d, padding_idx=0)                     # E, row 0 = 0
+        self.user = nn.Embedding(n_users + 1, c.d, padding_idx=0)                     # U, row 0 = 0
+        self.position = nn.Embedding(c.max_len, c.d)                                  # P, shared by both halves
+        for table in (self.item.weight[1:], self.user.weight[1:], self.position.weight):
+            nn.init.xavier_uniform_(table)
+        self.context = ContextEmbedding(c)
+        self.input_dropout = nn.Dropout(c.dropout)
+        self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
+        self.blocks = nn.ModuleList(MixtureBlock(c) for _ in range(c.n_blocks))
+        self.final_norm = nn.LayerNorm(2 * c.d, eps=c.ln_eps)
+        # FISM pool (distinct items per user, sorted by user) and this epoch's N items per user
+        pool = _distinct(*_pairs(history), n_users, n_items)
+        pool_users = torch.repeat_interleave(torch.arange(1, n_users + 1), pool.lengths)
+        self.register_buffer("pool_users", pool_users, persistent=False)              # [Q]
+        self.register_buffer("pool_items", pool.items, persistent=False)              # [Q]
+        self.register_buffer("fism", torch.zeros(n_users + 1, c.fism_items, dtype=torch.long))  # [U+1, N]
+        self.start_epoch(0)
+
+    @classmethod
+    def from_split(cls, config: MojitoConfig, split: SplitData) -> "Mojito":
+        """Build for ``split``; the FISM pool is the training windows or ``split.valid_history``."""
+        if split.max_len != config.max_len:
+            raise ValueError(f"split max_len {split.max_len} != MojitoConfig.max_len {config.max_len}")
+        pool = (split.valid_history if config.fism_pool == "history"
+                else window_items(split.train, split.n_users, split.n_items))
+        return cls(config, split.n_items, split.n_users, pool)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Draw each user's N FISM items uniformly without replacement from the pool (all of them, padded
+        with 0, when the pool has ≤ N), from a generator seeded by (``fism_seed``, ``epoch``) (M15).
+
+        ``fism`` is a persistent buffer, so a checkpoint carries the items of its epoch.
+        """
+        gen = torch.Generator().manual_seed(self.config.fism_seed * 2**32 + epoch)
+        keys = torch.rand(len(self.pool_items), generator=gen).to(self.pool_items.device)   # [Q]
+        order = torch.argsort(keys)                                                   # random order ...
+        order = order[torch.argsort(self.pool_users[order], stable=True)]            # ... within each user
+        users, items = self.pool_users[order], self.pool_items[order]                # [Q] grouped by user
+        rank = torch.arange(len(users), device=users.device) - torch.searchsorted(users, users)
+        keep = rank < self.config.fism_items
+        table = torch.zeros_like(self.fism)
+        table[users[keep], rank[keep]] = items[keep]
+        self.fism.copy_(table)
+
+    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+        c = self.config
+        items = batch.items                                                           # [B, L]
+        if items.shape[1] != c.max_len:
+            raise ValueError(f"MOJITO expects sequences of max_len={c.max_len}, got {items.shape[1]}")
+        if batch.time_feats is None:
+            raise ValueError("MOJITO needs batch.time_feats (calendar features of the inputs)")
+        m = items > 0                                                                 # [B, L]
+        scale = math.sqrt(c.d) if c.input_scale else 1.0
+        P = self.position.weight                                                      # [L, d]
+        ctx = self.context(batch.time_feats)                                          # [B, L, d] C0
+        x = torch.cat([scale * self.item(items) + P, scale * ctx + P], dim=-1)        # [B, L, 2d]
+        x = self.input_dropout(x) * m[..., None]                                      # X0
+        sigma = self.sigma if self.training or c.attn_noise_at_eval else None
+        out = ModelOutput(states=x)
+        for block in self.blocks:
+            x, attn, heads = block(x, ctx, m, sigma)
+            ctx = x[..., c.d:]                                                        # last d dims of X'
+            if return_attention:
+                out.attention.append(attn)
+                out.head_outputs.append(heads)
+        out.states = self.final_norm(x)                                               # [B, L, 2d]
+        return out
+
+    def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
+        """r_short(L-1, j) + λ·r_long^test(j) (§2.5-2.7), for every item ([B, V]) or ``candidates`` ([B, C]).
+
+        The target context is that of ``batch.target_time_feats[:, -1]``; it adds the same constant to
+        every candidate (M8).
+        """
+        d = self.config.d
+        if batch.target_time_feats is None:
+            raise ValueError("MOJITO needs batch.target_time_feats (the held-out item's calendar features)")
+        h = out.states[:, -1]                                                         # [B, 2d]
+        tau = self.context(batch.target_time_feats[:, -1])                            # [B, d]
+        E = self.item.weight                                                          # [V, d]
+        cand = E[None] if candidates is None else E[candidates]                      # [1, V, d] or [B, C, d]
+        short = (cand @ h[:, :d, None]).squeeze(-1) + (h[:, d:] * tau).sum(-1, keepdim=True)   # [B, C]
+        return short + self.config.lambda_long * self.long_term_test(batch, cand)
+
+    def loss(self, batch: Batch) -> Tensor:
+        """L_short + λ·L_long, BCE with ``batch.negatives`` [B, L, K] at the non-pad targets (§2.7)."""
+        d = self.config.d
+        if batch.negatives is None:
+            raise ValueError("MOJITO needs batch.negatives [B, L, 1] (the trainer samples them)")
+        if batch.target_time_feats is None:
+            raise ValueError("MOJITO needs batch.target_time_feats (the targets' calendar features)")
+        where = batch.targets > 0                                                     # [B, L]
+        h = self.forward(batch).states                                                # [B, L, 2d]
+        tau = self.context(batch.target_time_feats)                                   # [B, L, d]
+        e_pos, e_neg = self.item(batch.targets), self.item(batch.negatives)           # [B, L, d], [B, L, K, d]
+        ctx_term = (h[..., d:] * tau).sum(-1)                                         # [B, L] same for pos/neg
+        pos = (h[..., :d] * e_pos).sum(-1) + ctx_term                                 # [B, L]
+        neg = torch.einsum("bld,blkd->blk", h[..., :d], e_neg) + ctx_term[..., None]  # [B, L, K]
+        short = bce_with_negatives(pos[where], neg[where])
+        B, L, K, _ = e_neg.shape
+        memory, valid = self.fism_memory(batch.users)
+        long_pos = self.fism_self_score(e_pos, memory, valid)                         # [B, L]
+        long_neg = self.fism_self_score(e_neg.reshape(B, L * K, d), memory, valid).view(B, L, K)
+        return short + self.config.lambda_long * bce_with_negatives(long_pos[where], long_neg[where])
+
+    # ----- long-term attentive FISM (§2.6) --------------------------------------------------------------
+
+    def fism_memory(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """M_u = [U[u]; E[f_1..f_N]] [B, N+1, d] and its non-padding rows [B, N+1] (the user row always)."""
+        f = self.fism[users]                                                          # [B, N]
+        memory = torch.cat([self.user(users)[:, None], self.item(f)], dim=1)
+        valid = torch.cat([torch.ones_like(f[:, :1], dtype=torch.bool), f > 0], dim=1)
+        return memory, valid
+
+    def fism_attention(self, x: Tensor, memory: Tensor, valid: Tensor) -> Tensor:
+        """a(x) = softmax(M_u x) over the N+1 rows: x [B or 1, J, d] → [B, J, N+1]. Zero padding rows take
+        part with logit 0 unless ``fism_mask_padding``."""
+        logits = x @ memory.transpose(1, 2)
+        if self.config.fism_mask_padding:
+            logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    def fism_self_score(self, x: Tensor, memory: Tensor, valid: Tensor) -> Tensor:
+        """<g(x), x> with g(x) = (1-β)x + β·x⊙(a(x)ᵀM_u): x [B or 1, J, d] → [B, J] (r_long^train for x = E_j).
+
+        Uses <x⊙z, x> = Σ_n a_n <x⊙x, M_n>, so full ranking (x = E[None]) forms no [B, V, d] tensor.
+        """
+        beta = self.config.lambda_trans_seq
+        a = self.fism_attention(x, memory, valid)                                     # [B, J, N+1]
+        xx = x * x                                                                    # [B or 1, J, d]
+        return (1 - beta) * xx.sum(-1) + beta * (a * (xx @ memory.transpose(1, 2))).sum(-1)
+
+    def long_term_test(self, batch: Batch, cand: Tensor) -> Tensor:
+        """r_long^test(j) = (1/L)·<g(E_j) + Σ_{l=1..L-1} g(E[s_l]), E_j>: cand E_j [B or 1, C, d] → [B, C].
+
+        Slot 0 (the oldest) is left out of the sum and the divisor is L, not the sequence length (M5).
+        """
+        beta, L = self.config.lambda_trans_seq, batch.items.shape[1]
+        memory, valid = self.fism_memory(batch.users)
+        seq = self.item(batch.items[:, 1:])                                           # [B, L-1, d] (0 at pads)
+        z = self.fism_attention(seq, memory, valid) @ memory                          # [B, L-1, d]
+        g_seq = ((1 - beta) * seq + beta * seq * z).sum(1)                            # [B, d]
+        return (self.fism_self_score(cand, memory, valid) + (cand @ g_seq[..., None]).squeeze(-1)) / L

@@ -1,0 +1,109 @@
+"""SASRec as in ICLRec/S3-Rec (fame.md §4.1, §4.4): learned positions, post-LN blocks, shared input and
+output item embeddings, trained with full cross-entropy at every position (default) or BCE with one
+sampled negative per position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..batch import Batch
+from ..data.sequences import SplitData
+from .base import ModelOutput, SequentialModel
+from .layers import FFNKind, ItemSequenceEmbedding, PositionKind, TransformerBlock, attention_mask, init_normal
+from .losses import LossPositions, bce_with_negatives, item_cross_entropy, target_positions
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """Hyperparameters; the defaults are ICLRec's with CE (fame.md §4.4)."""
+
+    d: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    max_len: int = 50
+    attn_dropout: float = 0.5
+    hidden_dropout: float = 0.5
+    ffn: FFNKind = "gelu_4d"
+    positions: PositionKind = "slot"
+    loss: Literal["ce", "bce"] = "ce"
+    loss_positions: LossPositions = "all"
+    init_std: float = 0.02
+    ln_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("ce", "bce"):
+            raise ValueError(f"loss must be 'ce' or 'bce', got {self.loss!r}")
+        if self.d % self.n_heads:
+            raise ValueError(f"d={self.d} must be divisible by n_heads={self.n_heads}")
+        if self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be at least 1, got {self.n_blocks}")
+
+
+class SequenceEncoder(nn.Module):
+    """Embedding plus ``n_blocks`` Transformer blocks: [B, L] ids → states [B, L, d]."""
+
+    def __init__(self, config: SASRecConfig, n_items: int, n_blocks: int) -> None:
+        super().__init__()
+        c = config
+        self.embedding = ItemSequenceEmbedding(n_items, c.d, c.max_len, c.hidden_dropout, c.ln_eps, c.positions)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.d, c.n_heads, c.attn_dropout, c.hidden_dropout, c.ffn, c.ln_eps)
+            for _ in range(n_blocks)
+        )
+
+    def forward(self, items: Tensor, mask: Tensor, return_attention: bool = False) -> ModelOutput:
+        x = self.embedding(items)
+        out = ModelOutput(states=x)
+        for block in self.blocks:
+            x, probs, heads = block(x, mask, return_attention)
+            if return_attention:
+                out.attention.append(probs)
+                out.head_outputs.append(heads)
+        out.states = x
+        return out
+
+
+class SASRec(SequentialModel):
+    """Self-attentive sequential recommendation; score(v) = <E_v, X_out[-1]>."""
+
+    def __init__(self, config: SASRecConfig, n_items: int) -> None:
+        super().__init__()
+        self.config, self.n_items = config, n_items
+        self.n_negatives = 1 if config.loss == "bce" else 0
+        self.encoder = SequenceEncoder(config, n_items, config.n_blocks)
+        init_normal(self, config.init_std)
+
+    @classmethod
+    def from_split(cls, config: SASRecConfig, split: SplitData) -> "SASRec":
+        return cls(config, split.n_items)
+
+    @property
+    def item_embedding(self) -> Tensor:
+        """[n_items + 1, d] the shared item table (row 0 = padding)."""
+        return self.encoder.embedding.item.weight
+
+    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+        return self.encoder(batch.items, attention_mask(batch.items), return_attention)
+
+    def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
+        last = out.states[:, -1]                                                  # [B, d]
+        if candidates is None:
+            return last @ self.item_embedding.T                                   # [B, V+1]
+        return torch.einsum("bd,bcd->bc", last, self.item_embedding[candidates])  # [B, C]
+
+    def loss(self, batch: Batch) -> Tensor:
+        states = self.forward(batch).states
+        where = target_positions(batch.targets, self.config.loss_positions)
+        h, targets = states[where], batch.targets[where]                          # [P, d], [P]
+        if self.config.loss == "ce":
+            return item_cross_entropy(h @ self.item_embedding.T, targets)
+        if batch.negatives is None:
+            raise ValueError("SASRec with loss='bce' needs batch.negatives [B, L, 1] (the trainer samples them)")
+        E = self.item_embedding
+        pos = (h * E[targets]).sum(-1)                                            # [P]
+        neg = torch.einsum("pd,pkd->pk", h, E[batch.negatives[where]])            # [P, K]
+        return bce_with_negatives(pos, neg)

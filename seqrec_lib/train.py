@@ -1,0 +1,324 @@
+"""Training: Adam, early stopping on a validation metric, best checkpoint restored for test, fixed
+seeds, resumable checkpoints, and one JSON record per run. Knows the model interface, not the models.
+
+Command line: ``python -m seqrec_lib.train --model sasrec --dataset beauty --epochs 5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.sequences import SplitData
+from .evaluation import EvalProtocol, evaluate
+from .models.base import SequentialModel
+from .records import config_hash, provenance, save_torch_atomic, to_jsonable, write_json_atomic
+from .sampling import sample_negatives
+
+SPLIT_DESCRIPTION = ("leave-one-out: train input s[:-3] with a target at every position, valid input s[:-2] "
+                     "→ s[-2], test input s[:-1] → s[-1]; left-padded to max_len")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and model selection (fame.md §4.4: Adam 1e-3, batch 256, NDCG@20, patience 40)."""
+
+    epochs: int = 300
+    patience: int = 40
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 42
+    device: str = "auto"
+    select_metric: str = "NDCG@20"
+    checkpoint_seconds: float = 60.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < (0 if name == "epochs" else 1):
+                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.patience < 1:
+            raise ValueError(f"TrainConfig.patience must be at least 1, got {self.patience}")
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue an interrupted run exactly where it stopped."""
+
+    epoch: int = 0
+    best_score: float = -float("inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) and ask for deterministic kernels where cheap."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _metric_key(protocol: EvalProtocol) -> str:
+    return protocol.mode if protocol.history_mask == "-inf" else f"{protocol.mode}:{protocol.history_mask}"
+
+
+class Trainer:
+    """Fits any ``SequentialModel`` on a ``SplitData``; selection on the first protocol's metric."""
+
+    def __init__(self, config: TrainConfig, protocols: tuple[EvalProtocol, ...] = (EvalProtocol(),)) -> None:
+        if not protocols:
+            raise ValueError("Trainer needs at least one evaluation protocol")
+        keys = [_metric_key(p) for p in protocols]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"evaluation protocols must differ in mode or history mask, got {keys}")
+        self.config, self.protocols = config, protocols
+
+    def _train_epoch(self, model: SequentialModel, split: SplitData, optimizer: torch.optim.Optimizer,
+                     epoch: int) -> float:
+        cfg, train = self.config, split.train
+        model.train()
+        model.start_epoch(epoch)
+        order = torch.randperm(len(train), device=train.device)
+        total, steps = torch.zeros((), device=train.device), 0
+        batches = range(0, len(train), cfg.batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not cfg.progress):
+            batch = train.select(order[start:start + cfg.batch_size])
+            if model.n_negatives:
+                exclude = split.valid_history.mask(batch.users, split.n_items)
+                batch = batch.with_negatives(sample_negatives(batch.targets, split.n_items, model.n_negatives,
+                                                              exclude=exclude))
+            loss = model.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+        return float(total) / max(steps, 1)
+
+    def fit(self, model: SequentialModel, split: SplitData, run_dir: Path | None = None) -> TrainState:
+        """Train with early stopping; afterwards ``model`` holds the best validation weights.
+
+        With ``run_dir``, a checkpoint (``last.pt``) is written at most every ``checkpoint_seconds`` and
+        at the end, and an interrupted run continues from it; ``best.pt`` holds the best weights.
+        """
+        cfg = self.config
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        state, best_weights = TrainState(), copy.deepcopy(model.state_dict())
+        last_path = None if run_dir is None else Path(run_dir) / "last.pt"
+        if last_path is not None and last_path.exists():
+            ckpt = torch.load(last_path, map_location=split.train.device, weights_only=False)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            best_weights, state = ckpt["best_weights"], TrainState(**ckpt["state"])
+            _set_rng_state(ckpt["rng"])
+
+        def checkpoint() -> None:
+            if last_path is not None:
+                save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "best_weights": best_weights, "state": dataclasses.asdict(state),
+                                   "rng": _rng_state()}, last_path)
+
+        last_saved = time.monotonic()
+        bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=f"{type(model).__name__} on {split.name}",
+                   disable=not cfg.progress)
+        while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
+            t0 = time.perf_counter()
+            loss = self._train_epoch(model, split, optimizer, state.epoch)
+            t1 = time.perf_counter()
+            valid = evaluate(model, split, "valid", self.protocols[0])
+            t2 = time.perf_counter()
+            score = valid[cfg.select_metric]
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+                best_weights = copy.deepcopy(model.state_dict())
+            else:
+                state.bad_epochs += 1
+            state.log.append({"epoch": state.epoch + 1, "loss": loss, "valid": valid,
+                              "train_seconds": t1 - t0, "eval_seconds": t2 - t1})
+            state.epoch += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", **{cfg.select_metric: f"{score:.4f}"},
+                            best=f"{state.best_score:.4f}@{state.best_epoch + 1}")
+            if time.monotonic() - last_saved > cfg.checkpoint_seconds:
+                checkpoint()
+                last_saved = time.monotonic()
+        bar.close()
+        checkpoint()
+        model.load_state_dict(best_weights)
+        if run_dir is not None:
+            save_torch_atomic(best_weights, Path(run_dir) / "best.pt")
+        return state
+
+    def test(self, model: SequentialModel, split: SplitData) -> dict[str, dict[str, dict[str, float]]]:
+        """Valid and test metrics of ``model`` under every protocol: {split: {protocol key: metrics}}."""
+        return {which: {_metric_key(p): evaluate(model, split, which, p) for p in self.protocols}
+                for which in ("valid", "test")}
+
+
+def run_record(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
+               protocols: tuple[EvalProtocol, ...], state: TrainState, metrics: dict[str, Any],
+               device: torch.device, seconds: float, data_provenance: dict[str, Any] | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON record of one run: configs, protocol, metrics, epoch log, timings, seed, provenance."""
+    epoch_times = [e["train_seconds"] for e in state.log]
+    eval_times = [e["eval_seconds"] for e in state.log]
+    spec = {"model": model_name, "model_config": model_config, "dataset": split.name,
+            "max_len": split.max_len, "train_config": dataclasses.replace(train_config, progress=True,
+                                                                          device="auto"),
+            "protocols": protocols}
+    return to_jsonable({
+        "run_id": config_hash(spec),
+        "model": model_name,
+        "dataset": split.name,
+        "model_config": model_config,
+        "train_config": train_config,
+        "data": {"name": split.name, "n_users": split.n_users, "n_items": split.n_items,
+                 "max_len": split.max_len, "provenance": data_provenance or {}},
+        "protocol": {"split": SPLIT_DESCRIPTION, "selection": f"best validation {train_config.select_metric} "
+                     f"({_metric_key(protocols[0])}), patience {train_config.patience}",
+                     "evaluation": [dict(p.as_dict(), key=_metric_key(p), text=p.describe()) for p in protocols]},
+        "metrics": metrics,
+        "best_epoch": state.best_epoch + 1,
+        "epochs_run": state.epoch,
+        "stopped_early": state.bad_epochs >= train_config.patience,
+        "epoch_log": state.log,
+        "timings": {
+            "total_seconds": seconds,
+            "train_seconds_per_epoch_median": statistics.median(epoch_times) if epoch_times else None,
+            "eval_seconds_per_epoch_median": statistics.median(eval_times) if eval_times else None,
+        },
+        "seed": train_config.seed,
+        "provenance": provenance(device),
+        **(extra or {}),
+    })
+
+
+def train_and_evaluate(model_name: str, split: SplitData, model_config: Any | None = None,
+                       train_config: TrainConfig = TrainConfig(),
+                       protocols: tuple[EvalProtocol, ...] = (EvalProtocol(),), run_dir: Path | None = None,
+                       data_provenance: dict[str, Any] | None = None,
+                       initialise: Callable[[SequentialModel], None] | None = None,
+                       extra: dict[str, Any] | None = None) -> tuple[SequentialModel, dict[str, Any]]:
+    """Seed, build ``model_name`` for ``split``, fit (unless it has no parameters), test the best weights,
+    and return (model, record). With ``run_dir`` the record is also written to ``run_dir/result.json``.
+
+    ``initialise(model)`` runs after the seeded construction and before training (e.g. FAME copies its
+    pretrained SASRec there); ``extra`` is merged into the record (e.g. where the weights came from)."""
+    from .models.registry import build_model, get_entry
+
+    device = resolve_device(train_config.device)
+    split = split.to(device)
+    seed_everything(train_config.seed)
+    config = get_entry(model_name).config() if model_config is None else model_config
+    model = build_model(model_name, split, config).to(device)
+    if initialise is not None:
+        initialise(model)
+    trainer = Trainer(train_config, protocols)
+    start = time.perf_counter()
+    trainable = any(p.requires_grad for p in model.parameters())
+    state = trainer.fit(model, split, run_dir) if trainable and train_config.epochs else TrainState()
+    metrics = trainer.test(model, split)
+    record = run_record(model_name, config, split, train_config, protocols, state, metrics, device,
+                        time.perf_counter() - start, data_provenance, extra)
+    if run_dir is not None:
+        write_json_atomic(Path(run_dir) / "result.json", record)
+    return model, record
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        kwargs: dict[str, Any] = {"dest": f"{title}.{f.name}", "default": argparse.SUPPRESS,
+                                  "help": f"(default: {f.default})"}
+        if get_origin(hint) is Literal:
+            kwargs["choices"] = list(get_args(hint))
+        elif hint is bool:
+            kwargs["type"] = lambda s: s.lower() in ("1", "true", "yes")
+        elif hint in (int, float, str):
+            kwargs["type"] = hint
+        else:
+            kwargs["type"] = str
+        group.add_argument(f"--{f.name.replace('_', '-')}", **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data.loading import load_dataset
+    from .data.sequences import build_splits
+    from .models.registry import MODELS, get_entry
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default="sasrec", choices=sorted(MODELS))
+    known, _ = pre.parse_known_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m seqrec_lib.train", parents=[pre],
+                                     description="Train one model on one dataset and write its JSON record.")
+    parser.add_argument("--dataset", required=True, help="a registered dataset name (e.g. beauty, ml-100k, synthetic)")
+    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SEQREC_DATA_DIR, then ./data)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<model>-<dataset>-<hash>)")
+    parser.add_argument("--eval", choices=["full", "sampled", "both"], default="full",
+                        help="evaluation protocol(s); the first is used for model selection")
+    entry = get_entry(known.model)
+    _add_dataclass_arguments(parser, entry.config, "model")
+    _add_dataclass_arguments(parser, TrainConfig, "train")
+    args = vars(parser.parse_args(argv))
+    model_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("model.")}
+    train_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("train.")}
+    model_config, train_config = entry.config(**model_kw), TrainConfig(**train_kw)
+    modes = {"full": ("full",), "sampled": ("sampled",), "both": ("full", "sampled")}[args["eval"]]
+    protocols = tuple(EvalProtocol(mode=m, seed=train_config.seed) for m in modes)
+    data = load_dataset(args["dataset"], data_dir=args["data_dir"])
+    max_len = getattr(model_config, "max_len", 50)
+    split = build_splits(data, max_len=max_len)
+    run_dir = args["out"] or Path("runs") / f"{known.model}-{args['dataset']}-{config_hash((model_config, train_config))}"
+    _, record = train_and_evaluate(known.model, split, model_config, train_config, protocols, run_dir,
+                                   data.provenance)
+    for which, by_protocol in record["metrics"].items():
+        for key, metrics in by_protocol.items():
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            print(f"{which:5s} [{key}] {shown}")
+    print(f"record: {run_dir / 'result.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

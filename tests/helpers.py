@@ -1,0 +1,38 @@
+"""Small shared builders for tests: random sequence data and batches (no files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seqrec_lib.batch import Batch
+from seqrec_lib.data.sequences import SequenceData, build_splits
+
+
+def random_sequences(n_users: int = 40, n_items: int = 30, min_len: int = 5, max_len: int = 20, seed: int = 0,
+                     with_time: bool = False) -> SequenceData:
+    """Random sequences without repeats inside a user (like the Amazon files)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_len, max_len + 1, size=n_users)
+    seqs = [rng.choice(np.arange(1, n_items + 1), size=n, replace=False) for n in lengths]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = np.concatenate(seqs).astype(np.int64)
+    ts = None
+    if with_time:
+        gaps = rng.integers(600, 3 * 86400, size=len(items))
+        ts = 1_500_000_000 + np.cumsum(gaps)
+    return SequenceData("random", n_users, n_items, offsets, items, timestamps=ts)
+
+
+def random_batch(n_items: int = 30, B: int = 4, L: int = 8, seed: int = 0) -> Batch:
+    """A left-padded batch with random lengths 1..L and targets at every non-pad position."""
+    g = torch.Generator().manual_seed(seed)
+    items = torch.randint(1, n_items + 1, (B, L), generator=g)
+    targets = torch.randint(1, n_items + 1, (B, L), generator=g)
+    lengths = torch.randint(1, L + 1, (B,), generator=g)
+    pad = torch.arange(L)[None, :] < (L - lengths)[:, None]
+    return Batch(users=torch.arange(1, B + 1), items=items.masked_fill(pad, 0), targets=targets.masked_fill(pad, 0))
+
+
+def tiny_split(seed: int = 0, max_len: int = 10, **kwargs):
+    return build_splits(random_sequences(seed=seed, **kwargs), max_len=max_len)
