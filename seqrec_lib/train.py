@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.sequences import SplitData
+from .data.sequences import SplitData, data_fingerprint
 from .evaluation import EvalProtocol, evaluate
 from .models.base import SequentialModel
 from .records import config_hash, provenance, save_torch_atomic, to_jsonable, write_json_atomic
@@ -191,6 +191,18 @@ class Trainer:
                 for which in ("valid", "test")}
 
 
+RESULT_NEUTRAL_FIELDS = ("device", "progress", "checkpoint_seconds")
+
+
+def run_key(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
+            protocols: tuple[EvalProtocol, ...]) -> str:
+    """A hash of everything that changes a run's result: model and its config, the data (content hash),
+    the training config except device/progress/checkpointing, and the protocols."""
+    train = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in RESULT_NEUTRAL_FIELDS}
+    return config_hash({"model": model_name, "model_config": model_config, "data": data_fingerprint(split),
+                        "train_config": train, "protocols": protocols})
+
+
 def run_record(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
                protocols: tuple[EvalProtocol, ...], state: TrainState, metrics: dict[str, Any],
                device: torch.device, seconds: float, data_provenance: dict[str, Any] | None = None,
@@ -198,12 +210,8 @@ def run_record(model_name: str, model_config: Any, split: SplitData, train_confi
     """The JSON record of one run: configs, protocol, metrics, epoch log, timings, seed, provenance."""
     epoch_times = [e["train_seconds"] for e in state.log]
     eval_times = [e["eval_seconds"] for e in state.log]
-    spec = {"model": model_name, "model_config": model_config, "dataset": split.name,
-            "max_len": split.max_len, "train_config": dataclasses.replace(train_config, progress=True,
-                                                                          device="auto"),
-            "protocols": protocols}
     return to_jsonable({
-        "run_id": config_hash(spec),
+        "run_id": run_key(model_name, model_config, split, train_config, protocols),
         "model": model_name,
         "dataset": split.name,
         "model_config": model_config,
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args["dataset"], data_dir=args["data_dir"])
     max_len = getattr(model_config, "max_len", 50)
     split = build_splits(data, max_len=max_len)
-    run_dir = args["out"] or Path("runs") / f"{known.model}-{args['dataset']}-{config_hash((model_config, train_config))}"
+    run_dir = args["out"] or Path("runs") / f"{known.model}-{args['dataset']}-{run_key(known.model, model_config, split, train_config, protocols)}"
     _, record = train_and_evaluate(known.model, split, model_config, train_config, protocols, run_dir,
                                    data.provenance)
     for which, by_protocol in record["metrics"].items():

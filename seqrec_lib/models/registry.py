@@ -8,6 +8,7 @@ from typing import Any
 
 from ..data.sequences import SplitData
 from .base import SequentialModel
+from .fame import Fame, FameConfig
 from .popularity import MostPopular, MostPopularConfig
 from .sasrec import SASRec, SASRecConfig
 
@@ -22,6 +23,7 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     "pop": ModelEntry(MostPopularConfig, MostPopular, "most popular items (training counts)"),
     "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE"),
+    "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer"),
 }
 
 

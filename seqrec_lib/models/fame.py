@@ -1,0 +1,259 @@
+"""FAME (Liu, Zhang & Long, WSDM 2025): facet-aware multi-head prediction with a Mixture-of-Experts query
+in the last attention layer, built on a pretrained SASRec (fame.md §5).
+
+Shapes: B sequences, L positions, d model width, H heads of width d' = d/H, N experts per head,
+V = n_items + 1 catalogue rows (row 0 = padding).
+
+    X = SASRec embedding + blocks 1..n_blocks-1                                    [B, L, d]
+    q_n^(h) = X W_Q(n)^(h);  k^(h), v^(h) = the pretrained last block's K/V slices     (Eqs. 12-13)
+    f_n^(h) = softmax(q_n^(h) k^(h)ᵀ/√d' + mask) v^(h)                                  (Eqs. 14-15)
+    β^(h) = softmax([f_1^(h) | … | f_N^(h)] W_exp^(h));  f^(h) = Σ_n β_n^(h) f_n^(h)       (Eqs. 16-17)
+    f̃^(h) = LN_d'(x^(h) + Dropout(f^(h)))  ('slice' residual, A5)  or  f^(h)  ('none')
+    F^(h) = LN_d'(f̃^(h) + Dropout(FFN'(f̃^(h))))      one FFN' and LayerNorm for all heads (Eq. 7)
+    g̃ = softmax([F^(1) | … | F^(H)] W_g + b_g)                                           (Eq. 10)
+    s_v = Σ_h g̃_h (E_v W_f^(h))ᵀ F^(h) = <concat_h(g̃_h F^(h)), (E W_f)_v>             (Eqs. 9, 11)
+
+The last identity makes full ranking one [B, d] × [d, V] matmul: ``states`` are concat_h(g̃_h F^(h)).
+``mixture='probability'`` (A3 alternative) mixes per-head softmaxes instead: p_v = Σ_h g̃_h softmax(s^(h))_v.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..batch import Batch
+from ..data.sequences import SplitData
+from .base import ModelOutput, SequentialModel
+from .layers import FeedForward, FFNKind, PositionKind, attention_mask, init_normal, masked_softmax
+from .losses import LossPositions, item_cross_entropy, target_positions
+from .sasrec import SASRec, SASRecConfig, SequenceEncoder
+
+AttnResidual = Literal["slice", "none"]
+Mixture = Literal["logit", "probability"]
+ExpertInit = Literal["random", "pretrained_noise"]
+FacetInit = Literal["random", "block_selector"]
+
+EXPERT_NOISE_STD = 0.01  # A6 'pretrained_noise': experts = pretrained W_Q^(h) + N(0, 0.01²)
+
+
+@dataclass(frozen=True)
+class FameConfig:
+    """Hyperparameters (fame.md §5-6). The backbone fields are SASRec's (``sasrec_config()``).
+
+    - ``n_experts``: N expert queries per head; 1 is FAME w/o MoE (§5.6), which always keeps the
+      pretrained single query W_Q (``expert_init`` applies to N > 1 only).
+    - ``attn_residual``: 'slice' (A5 default) LN_d'(x^(h) + Dropout(f^(h))); 'none' paper-literal.
+    - ``mixture``: 'logit' (A3 default, Eq. 11) or 'probability' (mixture of per-head softmaxes).
+    - ``expert_init``: 'random' N(0, init_std) (A6 default) or 'pretrained_noise' W_Q^(h) + N(0, 0.01²).
+    - ``wf_init``: W_f 'random' N(0, init_std) or 'block_selector' (W_f^(h) selects E's h-th slice).
+    - ``expert_bias``: give the expert queries a bias (A7; copied from b_Q whenever W_Q is copied).
+    - ``ffn``: the feed-forward of the SASRec blocks (FAME's own FFN' is always ReLU d'×d').
+    """
+
+    d: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    max_len: int = 50
+    attn_dropout: float = 0.5
+    hidden_dropout: float = 0.5
+    ffn: FFNKind = "gelu_4d"
+    positions: PositionKind = "slot"
+    init_std: float = 0.02
+    ln_eps: float = 1e-12
+    n_experts: int = 4
+    attn_residual: AttnResidual = "slice"
+    mixture: Mixture = "logit"
+    expert_init: ExpertInit = "random"
+    wf_init: FacetInit = "random"
+    expert_bias: bool = False
+    loss_positions: LossPositions = "all"
+
+    def __post_init__(self) -> None:
+        for name, kind in (("attn_residual", AttnResidual), ("mixture", Mixture), ("expert_init", ExpertInit),
+                           ("wf_init", FacetInit), ("loss_positions", LossPositions)):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(f"{name} must be one of {get_args(kind)}, got {getattr(self, name)!r}")
+        if self.n_experts < 1:
+            raise ValueError(f"n_experts must be at least 1, got {self.n_experts}")
+        self.sasrec_config()  # validates d, n_heads and n_blocks
+
+    def sasrec_config(self) -> SASRecConfig:
+        """The SASRec-CE whose checkpoint this FAME is built from (same backbone, same H)."""
+        return SASRecConfig(d=self.d, n_blocks=self.n_blocks, n_heads=self.n_heads, max_len=self.max_len,
+                            attn_dropout=self.attn_dropout, hidden_dropout=self.hidden_dropout, ffn=self.ffn,
+                            positions=self.positions, loss="ce", loss_positions=self.loss_positions,
+                            init_std=self.init_std, ln_eps=self.ln_eps)
+
+
+class MoEAttention(nn.Module):
+    """Self-attention with N expert queries per head over shared K/V, mixed by a per-head router.
+
+    forward: X [B, L, d], mask [B, 1, L, L] → f [B, H, L, d'] (Eq. 17), β [B, H, L, N] (Eq. 16), and with
+    ``return_attention`` the effective head attention Ā_h = Σ_n β_n α̃_n [B, H, L, L] (else None).
+    """
+
+    def __init__(self, d: int, n_heads: int, n_experts: int, attn_dropout: float, expert_bias: bool) -> None:
+        super().__init__()
+        self.n_heads, self.d_head = n_heads, d // n_heads
+        H, N, e = n_heads, n_experts, self.d_head
+        self.key, self.value = nn.Linear(d, d), nn.Linear(d, d)               # pretrained W_K, W_V (+ b)
+        self.experts = nn.Parameter(torch.empty(H, N, d, e))                  # W_Q(n)^(h)
+        self.expert_bias = nn.Parameter(torch.empty(H, N, e)) if expert_bias else None
+        self.router = nn.Parameter(torch.empty(H, N * e, N))                  # W_exp^(h)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+
+    def reset_parameters(self, std: float) -> None:
+        """Experts and router ~ N(0, std), expert biases 0 (K/V are initialised by ``init_normal``)."""
+        nn.init.normal_(self.experts, 0.0, std)
+        nn.init.normal_(self.router, 0.0, std)
+        if self.expert_bias is not None:
+            nn.init.zeros_(self.expert_bias)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """[B, L, d] → [B, H, L, d']."""
+        B, L, _ = x.shape
+        return x.view(B, L, self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+                ) -> tuple[Tensor, Tensor, Tensor | None]:
+        B, L, _ = x.shape
+        q = torch.einsum("bld,hnde->bhnle", x, self.experts)                       # [B, H, N, L, d']
+        if self.expert_bias is not None:
+            q = q + self.expert_bias[None, :, :, None, :]
+        k, v = self.split_heads(self.key(x)), self.split_heads(self.value(x))      # [B, H, L, d']
+        scores = torch.einsum("bhnle,bhje->bhnlj", q, k) / math.sqrt(self.d_head)   # [B, H, N, L, L]
+        probs = masked_softmax(scores, mask[:, :, None])                           # α̃ (Eq. 14)
+        outputs = torch.einsum("bhnlj,bhje->bhnle", self.attn_dropout(probs), v)  # f_n (Eq. 15)
+        concat = outputs.permute(0, 1, 3, 2, 4).reshape(B, self.n_heads, L, -1)     # [B, H, L, N·d']
+        beta = torch.softmax(torch.einsum("bhlk,hkn->bhln", concat, self.router), -1)  # [B, H, L, N]
+        f = torch.einsum("bhln,bhnle->bhle", beta, outputs)                        # [B, H, L, d']
+        mixed = torch.einsum("bhln,bhnlj->bhlj", beta, probs) if return_attention else None
+        return f, beta, mixed
+
+
+class Fame(SequentialModel):
+    """FAME on a SASRec backbone; build with ``from_split``, then ``load_pretrained`` a SASRec-CE checkpoint."""
+
+    def __init__(self, config: FameConfig, n_items: int) -> None:
+        super().__init__()
+        c = config
+        self.config, self.n_items = c, n_items
+        d_head = c.d // c.n_heads
+        self.encoder = SequenceEncoder(c.sasrec_config(), n_items, c.n_blocks - 1)   # blocks 1..n_blocks-1
+        self.moe = MoEAttention(c.d, c.n_heads, c.n_experts, c.attn_dropout, c.expert_bias)
+        self.residual_norm = nn.LayerNorm(d_head, eps=c.ln_eps) if c.attn_residual == "slice" else None
+        self.residual_dropout = nn.Dropout(c.hidden_dropout)
+        self.head_ffn = FeedForward(d_head, "relu_dd", c.hidden_dropout, c.ln_eps)  # FFN' + LN_d' (Eq. 7)
+        self.facets = nn.Linear(c.d, c.d, bias=False)      # x @ weight.T = x [W_f^(1) | … | W_f^(H)] (Eq. 9)
+        self.gate = nn.Linear(c.d, c.n_heads)              # W_g, b_g (Eq. 10)
+        init_normal(self, c.init_std)
+        self.moe.reset_parameters(c.init_std)
+        if c.wf_init == "block_selector":
+            nn.init.eye_(self.facets.weight)
+
+    @classmethod
+    def from_split(cls, config: FameConfig, split: SplitData) -> "Fame":
+        return cls(config, split.n_items)
+
+    @property
+    def item_embedding(self) -> Tensor:
+        """[V, d] the shared item table E (row 0 = padding)."""
+        return self.encoder.embedding.item.weight
+
+    def item_facets(self) -> Tensor:
+        """[V, d] E W_f: columns h·d'..(h+1)·d' are the head-h sub-embeddings x_v^(h) (Eq. 9)."""
+        return self.facets(self.item_embedding)
+
+    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+        """States concat_h(g̃_h F^(h)) [B, L, d]; extras ``gate`` [B, L, H], ``router`` [B, H, L, N],
+        ``head_states`` F^(h) [B, L, H, d']. With ``return_attention`` the last entries of ``attention`` and
+        ``head_outputs`` are the final layer's Ā [B, H, L, L] and F^(h) [B, H, L, d']."""
+        mask = attention_mask(batch.items)                                        # [B, 1, L, L]
+        out = self.encoder(batch.items, mask, return_attention)
+        x = out.states                                                            # [B, L, d]
+        B, L, d = x.shape
+        f, beta, mixed = self.moe(x, mask, return_attention)                      # [B, H, L, d'], [B, H, L, N]
+        if self.residual_norm is not None:
+            f = self.residual_norm(self.moe.split_heads(x) + self.residual_dropout(f))
+        heads = self.head_ffn(f)                                                  # F^(h): [B, H, L, d']
+        head_states = heads.transpose(1, 2)                                       # [B, L, H, d']
+        gate = torch.softmax(self.gate(head_states.reshape(B, L, d)), -1)        # [B, L, H]
+        out.states = (gate[..., None] * head_states).reshape(B, L, d)
+        out.extras = {"gate": gate, "router": beta, "head_states": head_states}
+        if return_attention:
+            out.attention.append(mixed)
+            out.head_outputs.append(heads)
+        return out
+
+    def head_scores(self, out: ModelOutput) -> Tensor:
+        """[B, H, V] each head's own logits x_v^(h)ᵀ F^(h) at the last position (Eq. 8)."""
+        V, H = self.n_items + 1, self.config.n_heads
+        facets = self.item_facets().view(V, H, -1)                                 # [V, H, d']
+        return torch.einsum("bhe,vhe->bhv", out.extras["head_states"][:, -1], facets)
+
+    def mixture_log_probs(self, head_states: Tensor, gate: Tensor) -> Tensor:
+        """F^(h) [P, H, d'] and g̃ [P, H] → [P, n_items] log Σ_h g̃_h softmax(s^(h))_v over items 1..n_items."""
+        facets = self.item_facets()[1:].view(self.n_items, self.config.n_heads, -1)   # [n_items, H, d']
+        logits = torch.einsum("phe,vhe->phv", head_states, facets).float()            # [P, H, n_items]
+        return torch.logsumexp(gate.float().log()[..., None] + logits.log_softmax(-1), dim=1)
+
+    def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
+        """Logit mixture: s_v [B, V] (or [B, C]). Probability mixture: p_v, with 0 for padding."""
+        if self.config.mixture == "probability":
+            last = self.mixture_log_probs(out.extras["head_states"][:, -1], out.extras["gate"][:, -1])
+            full = F.pad(last.exp(), (1, 0))                                      # [B, V]
+            return full if candidates is None else full.gather(1, candidates)
+        state = out.states[:, -1]                                                 # [B, d]
+        if candidates is None:
+            return state @ self.item_facets().T                                   # [B, V]
+        return torch.einsum("bd,bcd->bc", state, self.facets(self.item_embedding[candidates]))  # [B, C]
+
+    def loss(self, batch: Batch) -> Tensor:
+        """CE of the mixed logits over items 1..n_items at the target positions (§5.5), or
+        -log Σ_h g̃_h softmax(s^(h))_target with ``mixture='probability'``."""
+        out = self.forward(batch)
+        where = target_positions(batch.targets, self.config.loss_positions)
+        targets = batch.targets[where]                                            # [P]
+        if self.config.mixture == "logit":
+            return item_cross_entropy(out.states[where] @ self.item_facets().T, targets)
+        log_p = self.mixture_log_probs(out.extras["head_states"][where], out.extras["gate"][where])
+        return -log_p.gather(1, (targets - 1)[:, None]).mean()
+
+    @torch.no_grad()
+    def load_pretrained(self, source: SASRec | Mapping[str, Tensor]) -> None:
+        """Copy a SASRec-CE (model or state dict) with the same backbone (§5.7): embeddings, input
+        LayerNorm, blocks 1..n_blocks-1 and the last block's W_K, b_K, W_V, b_V; its W_Q (and b_Q into
+        expert biases) for N = 1 or ``expert_init='pretrained_noise'``. Other parts keep their init."""
+        c = self.config
+        if isinstance(source, SASRec):
+            theirs, ours = source.config, c.sasrec_config()
+            for name in ("d", "n_blocks", "n_heads", "max_len", "ffn", "positions"):
+                if getattr(theirs, name) != getattr(ours, name):
+                    raise ValueError(f"pretrained SASRec has {name}={getattr(theirs, name)!r}, "
+                                     f"FAME needs {getattr(ours, name)!r}")
+            source = source.state_dict()
+        last = f"encoder.blocks.{c.n_blocks - 1}."
+        if f"{last}attention.key.weight" not in source:
+            raise KeyError(f"the checkpoint has no {last}attention: not a SASRec with n_blocks={c.n_blocks}")
+        lower = {k.removeprefix("encoder."): v for k, v in source.items()
+                 if k.startswith("encoder.") and not k.startswith(last)}
+        self.encoder.load_state_dict(lower)                       # strict: every lower weight, same shapes
+        for name in ("key", "value"):
+            getattr(self.moe, name).load_state_dict({p: source[f"{last}attention.{name}.{p}"]
+                                                     for p in ("weight", "bias")})
+        if c.n_experts == 1 or c.expert_init == "pretrained_noise":
+            H, e = c.n_heads, c.d // c.n_heads
+            wq = source[f"{last}attention.query.weight"].T.reshape(c.d, H, e).permute(1, 0, 2)   # [H, d, d']
+            self.moe.experts.copy_(wq[:, None].expand_as(self.moe.experts))
+            if c.n_experts > 1:
+                self.moe.experts.add_(torch.randn_like(self.moe.experts) * EXPERT_NOISE_STD)
+            if self.moe.expert_bias is not None:
+                bq = source[f"{last}attention.query.bias"].view(H, 1, e)
+                self.moe.expert_bias.copy_(bq.expand_as(self.moe.expert_bias))
