@@ -303,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="a registered dataset name (e.g. beauty, ml-100k, synthetic)")
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SEQREC_DATA_DIR, then ./data)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<model>-<dataset>-<hash>)")
+    parser.add_argument("--samples-step", type=int, default=None,
+                        help="MOJITO's training windows every N items (100 ML-1M, 5 Amazon); default: one "
+                             "all-positions sample per user")
     parser.add_argument("--eval", choices=["full", "sampled", "both"], default="full",
                         help="evaluation protocol(s); the first is used for model selection")
     entry = get_entry(known.model)
@@ -316,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     protocols = tuple(EvalProtocol(mode=m, seed=train_config.seed) for m in modes)
     data = load_dataset(args["dataset"], data_dir=args["data_dir"])
     max_len = getattr(model_config, "max_len", 50)
-    split = build_splits(data, max_len=max_len)
+    split = build_splits(data, max_len=max_len, samples_step=args["samples_step"])
     run_dir = args["out"] or Path("runs") / f"{known.model}-{args['dataset']}-{run_key(known.model, model_config, split, train_config, protocols)}"
     _, record = train_and_evaluate(known.model, split, model_config, train_config, protocols, run_dir,
                                    data.provenance)

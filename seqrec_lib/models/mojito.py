@@ -12,8 +12,8 @@ N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
 
 Randomness: the attention noise is drawn from torch's global RNG (the CPU or device default generator),
 so a caller that seeds it (``torch.manual_seed``, or ``torch.random.fork_rng`` + seed as the evaluator
-does) gets reproducible noisy scores; the FISM items are drawn from a ``torch.Generator`` seeded by
-(``fism_seed``, epoch).
+does) gets reproducible noisy scores; the FISM items are drawn from a NumPy generator seeded by the
+pair (``fism_seed``, epoch), independent of the global RNG.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -102,7 +103,7 @@ class MercerTimeEncoder(nn.Module):
 
     def __init__(self, n_features: int, d_t: int, n_harmonics: int, tempo_linspace: float) -> None:
         super().__init__()
-        self.register_buffer("harmonics", torch.arange(1, n_harmonics + 1, dtype=torch.float32))    # [K]
+        self.register_buffer("harmonics", torch.arange(1, n_harmonics + 1.0), persistent=False)    # [K]
         self.log_period = nn.Parameter(torch.linspace(0, tempo_linspace, d_t).repeat(n_features, 1))  # [F, d_t]
         bound = math.sqrt(6.0 / (d_t + 2 * n_harmonics))                                            # Glorot
         self.basis = nn.Parameter(torch.empty(n_features, d_t, 2 * n_harmonics).uniform_(-bound, bound))
@@ -169,7 +170,8 @@ class MixtureBlock(nn.Module):
             if B % 2:
                 raise ValueError(f"faithful_batch_pairing needs an even batch size, got {B}")
             # fish.py concatenates [G_it; G_c] head-major ([2B]) and reads it back batch-major ([B, 2]):
-            # slot 0 of row b is G_it or G_c of user 2b mod 2B, slot 1 that of user 2b+1 (§2.4.2)
+            # row b holds rows 2b, 2b+1 of the concatenation, i.e. the item logits of a pair of users
+            # for b < B/2 and the context logits of a pair after (§2.4.2)
             g = torch.cat([g_it, g_c]).view(B, 2, L, L)                               # [B, 2, L, L]
         else:
             g = torch.stack([g_it, g_c], dim=1)                                       # [B, 2, L, L]
@@ -181,7 +183,9 @@ class MixtureBlock(nn.Module):
         causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
         allowed = causal & m[:, None, None, :]                                        # [B, 1, L, L] keys ≤ q
         s = (s / math.sqrt(self.d_g)).masked_fill(~allowed, torch.finfo(s.dtype).min)
-        attn = torch.softmax(s, dim=-1) * m[:, None, :, None]                         # [B, H, L, L] query mask
+        # query mask = m: the code zeroes rows where LN(X) is all zero, which stops acting once LN's β moves;
+        # either way padded rows are zeroed by the final ⊙ m, so no non-padded output changes
+        attn = torch.softmax(s, dim=-1) * m[:, None, :, None]                         # [B, H, L, L]
         v = self.value(x).view(B, L, H, D // H).transpose(1, 2)                       # [B, H, L, d_v]
         heads = self.attn_dropout(attn) @ v                                           # [B, H, L, d_v]
         o = heads.transpose(1, 2).reshape(B, L, D) + xn                               # residual on LN(X)
@@ -195,19 +199,19 @@ def window_items(train: Batch, n_users: int, n_items: int) -> History:
     items = torch.cat([train.items, train.targets], dim=1).cpu()                     # [S, 2L]
     users = train.users.cpu()[:, None].expand_as(items)
     keep = items > 0
-    return _distinct(users[keep], items[keep], n_users, n_items)
-
-
-def _distinct(users: Tensor, items: Tensor, n_users: int, n_items: int) -> History:
-    """(user, item) pairs [P] → a compact History of each user's distinct items, sorted by (user, item)."""
-    key = torch.unique(users * (n_items + 1) + items)                                 # sorted
-    users, items = key // (n_items + 1), key % (n_items + 1)
+    users, items = _distinct(users[keep], items[keep], n_items)
     lengths = torch.bincount(users, minlength=n_users + 1)[1:]                        # [U]
     return History(torch.cumsum(lengths, 0) - lengths, items, lengths)
 
 
+def _distinct(users: Tensor, items: Tensor, n_items: int) -> tuple[Tensor, Tensor]:
+    """(user, item) pairs [P] → the distinct pairs [Q], sorted by user, then item."""
+    key = torch.unique(users * (n_items + 1) + items)                                 # sorted
+    return key // (n_items + 1), key % (n_items + 1)
+
+
 def _pairs(history: History) -> tuple[Tensor, Tensor]:
-    """History → (users [P] 1-based, items [P]), on the CPU."""
+    """History → its (user, item) pairs: users [P] 1-based and items [P], on the CPU."""
     offsets, items, lengths = history.offsets.cpu(), history.items.cpu(), history.lengths.cpu()
     users = torch.repeat_interleave(torch.arange(1, len(lengths) + 1), lengths)
     first = torch.cumsum(lengths, 0) - lengths
@@ -216,7 +220,11 @@ def _pairs(history: History) -> tuple[Tensor, Tensor]:
 
 
 class Mojito(SequentialModel):
-    """MOJITO over items 1..n_items and users 1..n_users; ``pool`` holds the items FISM samples from."""
+    """MOJITO over items 1..n_items and users 1..n_users.
+
+    ``history`` holds the items each user's FISM items are sampled from (its distinct items form the
+    pool); ``from_split`` passes the training windows' items or the whole training sequences.
+    """
 
     n_negatives = 1
 
@@ -234,11 +242,10 @@ class Mojito(SequentialModel):
         self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
         self.blocks = nn.ModuleList(MixtureBlock(c) for _ in range(c.n_blocks))
         self.final_norm = nn.LayerNorm(2 * c.d, eps=c.ln_eps)
-        # FISM pool (distinct items per user, sorted by user) and this epoch's N items per user
-        pool = _distinct(*_pairs(history), n_users, n_items)
-        pool_users = torch.repeat_interleave(torch.arange(1, n_users + 1), pool.lengths)
+        # FISM pool (distinct (user, item) pairs, sorted by user) and this epoch's N items per user
+        pool_users, pool_items = _distinct(*_pairs(history), n_items)
         self.register_buffer("pool_users", pool_users, persistent=False)              # [Q]
-        self.register_buffer("pool_items", pool.items, persistent=False)              # [Q]
+        self.register_buffer("pool_items", pool_items, persistent=False)              # [Q]
         self.register_buffer("fism", torch.zeros(n_users + 1, c.fism_items, dtype=torch.long))  # [U+1, N]
         self.start_epoch(0)
 
@@ -257,8 +264,8 @@ class Mojito(SequentialModel):
 
         ``fism`` is a persistent buffer, so a checkpoint carries the items of its epoch.
         """
-        gen = torch.Generator().manual_seed(self.config.fism_seed * 2**32 + epoch)
-        keys = torch.rand(len(self.pool_items), generator=gen).to(self.pool_items.device)   # [Q]
+        rng = np.random.default_rng([self.config.fism_seed, epoch])
+        keys = torch.from_numpy(rng.random(len(self.pool_items))).to(self.pool_items.device)  # [Q]
         order = torch.argsort(keys)                                                   # random order ...
         order = order[torch.argsort(self.pool_users[order], stable=True)]            # ... within each user
         users, items = self.pool_users[order], self.pool_items[order]                # [Q] grouped by user

@@ -9,6 +9,7 @@ from typing import Any
 from ..data.sequences import SplitData
 from .base import SequentialModel
 from .fame import Fame, FameConfig
+from .mojito import Mojito, MojitoConfig
 from .popularity import MostPopular, MostPopularConfig
 from .sasrec import SASRec, SASRecConfig
 
@@ -24,6 +25,7 @@ MODELS: dict[str, ModelEntry] = {
     "pop": ModelEntry(MostPopularConfig, MostPopular, "most popular items (training counts)"),
     "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE"),
     "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer"),
+    "mojito": ModelEntry(MojitoConfig, Mojito, "MOJITO: time-aware attention mixtures + long-term attentive FISM"),
 }
 
 
