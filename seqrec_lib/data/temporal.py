@@ -27,8 +27,8 @@ def calendar_features(timestamps: np.ndarray, min_year: int | None = None) -> np
         year - base + 1,
         dt.dt.month.to_numpy(),
         dt.dt.day.to_numpy(),
-        dt.dt.dayofweek.to_numpy() + 1,
-        dt.dt.dayofyear.to_numpy(),
+        dt.dt.day_of_week.to_numpy() + 1,
+        dt.dt.day_of_year.to_numpy(),
         dt.dt.isocalendar().week.to_numpy(dtype=np.int64),
         dt.dt.hour.to_numpy(),
     ]
