@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqrec_lib.data import build_splits, load_dataset
-from seqrec_lib.data.synthetic import SyntheticConfig, generate_synthetic, time_context
+from seqrec_lib.data.synthetic import SyntheticConfig, generate_synthetic, pick_contexts, time_context
 
 
 @lru_cache(maxsize=None)
@@ -57,7 +57,9 @@ def test_sequences_are_well_formed():
 def test_truth_is_consistent_with_the_data():
     data, truth = world()
     genre, creator = facet_ids(data, "genre"), facet_ids(data, "creator")
-    np.testing.assert_array_equal(truth.contexts, time_context(data.timestamps))
+    expected = np.concatenate([pick_contexts(data.timestamps[data.offsets[u]:data.offsets[u + 1]])
+                               for u in range(data.n_users)])
+    np.testing.assert_array_equal(truth.contexts, expected)
     users = np.repeat(np.arange(data.n_users), data.lengths)
     preferred_picks = np.flatnonzero(truth.reasons == 1)
     assert len(preferred_picks) > data.n_interactions / 2
@@ -68,6 +70,12 @@ def test_truth_is_consistent_with_the_data():
     series = np.flatnonzero(truth.reasons == 0)
     assert len(series) > 0 and np.all(creator[data.items[series]] == creator[data.items[series - 1]])
     assert np.all(data.items[series] > data.items[series - 1])  # series order = id order within a creator
+
+
+def test_pick_contexts_lag_by_one_visit():
+    monday = 1_609_718_400
+    ts = np.array([monday + 9 * 3600, monday + 19 * 3600, monday + 86_400 + 10 * 3600])
+    np.testing.assert_array_equal(pick_contexts(ts), [0, 0, 1])
 
 
 def test_time_context_by_hand():
@@ -101,7 +109,7 @@ def hit_rate_at_10(data, score) -> float:
     hits = 0
     for user in range(1, data.n_users + 1):
         seq = data.sequence(user)
-        contexts = time_context(data.timestamps[data.offsets[user - 1]:data.offsets[user]])
+        contexts = pick_contexts(data.timestamps[data.offsets[user - 1]:data.offsets[user]])
         scores = score(seq[:-1], contexts).astype(float)
         scores[0] = -np.inf
         scores[seq[:-1]] = -np.inf
@@ -111,7 +119,8 @@ def hit_rate_at_10(data, score) -> float:
 
 def test_data_is_learnable_and_time_helps():
     """Predictors that see only the data: most-popular vs (series next + the user's facet counts), the
-    latter without and with the time context of the target. A transformer should do at least as well."""
+    latter without and with the time context the target follows, which is that of the last input's
+    timestamp (a lagged effect a time-aware model reads from its inputs)."""
     data, _ = world()
     genre, creator = facet_ids(data, "genre"), facet_ids(data, "creator")
     next_in_series = np.zeros(data.n_items + 1, dtype=np.int64)

@@ -1,17 +1,21 @@
 """Synthetic sequences with planted item facets, user preferences, time effects and series order.
 
 Items have a ``genre`` and a ``creator`` (independent of each other); a creator's items form a series in
-id order. Every user follows ONE dominant facet (genre or creator) with ``n_preferred`` preferred values,
-split in two halves: one for weekday daytime (Mon-Fri 08:00-17:59 UTC), one for evenings and weekends.
-At each step the user
+id order. Every facet value has a time slot shared by all users (even value ids: weekday daytime, Mon-Fri
+08:00-17:59 UTC; odd ids: evenings and weekends — think work vs leisure genres). Every user follows ONE
+dominant facet (genre or creator) with ``n_preferred`` preferred values, half from each slot.
+The time effect is *lagged*: a pick follows the time context of the user's previous visit (the first pick
+its own), so it is revealed by the input timestamps and not by the items before it. (A time-aware model
+such as MOJITO ranks from its inputs; the target's own time shifts every candidate's score alike,
+mojito.md M8, so an effect tied to the target's time could not be used for ranking.) At each step the user
 
 1. continues the series of the previous item (its creator's next item) with probability ``p_series``;
 2. otherwise, with probability ``p_preferred``, takes a preferred value of the current time context and an
    unseen item with it (the next unread item of a creator; a popularity-weighted item of a genre);
 3. otherwise picks an unseen item by global (Zipf) popularity.
 
-No user repeats an item. Timestamps come in sessions (day gaps of mean ``mean_gap_days``, realistic hours),
-so the time context of each step is a calendar fact a time-aware model can read.
+No user repeats an item. Visits are days apart (gaps of mean ``mean_gap_days``) at realistic hours; with
+``p_same_session`` > 0 some follow minutes after the previous one (then the items also hint at the context).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class SyntheticConfig:
     p_preferred: float = 0.9
     popularity_exponent: float = 1.0
     mean_gap_days: float = 2.0
+    p_same_session: float = 0.0
     start: int = 1_609_718_400  # 2021-01-04 00:00 UTC, a Monday
     start_spread_days: int = 180
     seed: int = 0
@@ -55,14 +60,17 @@ class SyntheticConfig:
         checks = {
             "n_users >= 1": self.n_users >= 1,
             "n_preferred >= 2": self.n_preferred >= 2,
-            "n_genres >= n_preferred": self.n_genres >= self.n_preferred,
-            "n_creators >= n_preferred": self.n_creators >= self.n_preferred,
+            "n_genres // 2 >= n_preferred - n_preferred // 2 (each time slot holds half the genres)":
+                self.n_genres // 2 >= self.n_preferred - self.n_preferred // 2,
+            "n_creators // 2 >= n_preferred - n_preferred // 2 (each time slot holds half the creators)":
+                self.n_creators // 2 >= self.n_preferred - self.n_preferred // 2,
             "n_items >= max(n_genres, n_creators)": self.n_items >= max(self.n_genres, self.n_creators),
             "4 <= min_length <= max_length <= n_items": 4 <= self.min_length <= self.max_length <= self.n_items,
             "0 <= genre_user_fraction <= 1": 0 <= self.genre_user_fraction <= 1,
             "0 <= p_series <= 1": 0 <= self.p_series <= 1,
             "0 <= p_preferred <= 1": 0 <= self.p_preferred <= 1,
             "mean_gap_days >= 0": self.mean_gap_days >= 0,
+            "0 <= p_same_session < 1": 0 <= self.p_same_session < 1,
         }
         failed = [rule for rule, ok in checks.items() if not ok]
         if failed:
@@ -79,7 +87,8 @@ class SyntheticTruth:
     """What was planted. Per user u (index u-1): ``dominant_facet`` [n_users] ("genre" or "creator") and
     ``preferred`` [n_users] of (weekday-daytime values, evening/weekend values). Per item: ``item_facets``
     (the same lists as ``SequenceData.item_facets``). Per interaction (flat, as ``SequenceData.items``):
-    ``contexts`` [N] (0 weekday daytime, 1 evening/weekend) and ``reasons`` [N] (index into REASONS)."""
+    ``contexts`` [N] the context the pick followed (0 weekday daytime, 1 evening/weekend; see
+    ``pick_contexts``) and ``reasons`` [N] (index into REASONS)."""
 
     dominant_facet: np.ndarray
     preferred: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -91,6 +100,13 @@ class SyntheticTruth:
         """All preferred values of ``user`` (1-based), both contexts."""
         day, evening = self.preferred[user - 1]
         return day + evening
+
+
+def pick_contexts(timestamps: np.ndarray) -> np.ndarray:
+    """One user's [n] timestamps → [n] the context each pick follows: that of the previous visit (lagged
+    time effect); the first pick follows its own."""
+    context = time_context(timestamps)
+    return np.concatenate([context[:1], context[:-1]])
 
 
 def time_context(timestamps: np.ndarray) -> np.ndarray:
@@ -123,12 +139,20 @@ def _make_world(config: SyntheticConfig, rng: np.random.Generator) -> _World:
 
 
 def _timestamps(config: SyntheticConfig, length: int, rng: np.random.Generator) -> np.ndarray:
-    """[length] increasing unix seconds: sessions on days with geometric gaps, hours from _HOUR_WEIGHTS."""
-    first_day = config.start // _DAY + int(rng.integers(0, config.start_spread_days + 1))
-    gaps = rng.geometric(1.0 / (1.0 + config.mean_gap_days), length) - 1
-    days = first_day + np.cumsum(gaps)
-    seconds = rng.choice(24, length, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()) * 3600 + rng.integers(0, 3600, length)
-    return np.sort(days * _DAY + seconds)
+    """[length] increasing unix seconds, in sessions: with probability ``p_same_session`` the next
+    interaction follows 2-15 minutes after the previous one (the same sitting, so the same time context);
+    otherwise a new session starts after a geometric number of days at an hour drawn from _HOUR_WEIGHTS."""
+    hour_p = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
+    ts = np.empty(length, dtype=np.int64)
+    day = config.start // _DAY + int(rng.integers(0, config.start_spread_days + 1))
+    for t in range(length):
+        if t and rng.random() < config.p_same_session:
+            ts[t] = ts[t - 1] + int(rng.integers(120, 900))
+            continue
+        day += int(rng.geometric(1.0 / (1.0 + config.mean_gap_days))) - (1 if t == 0 else 0)
+        start = day * _DAY + int(rng.choice(24, p=hour_p)) * 3600 + int(rng.integers(0, 3600))
+        ts[t] = max(start, ts[t - 1] + 3600) if t else start
+    return ts
 
 
 def _pick(world: _World, seen: np.ndarray, rng: np.random.Generator, facet: str | None = None,
@@ -188,10 +212,11 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> tuple[SequenceD
     for user in range(config.n_users):
         facet = str(dominant[user])
         n_values = config.n_genres if facet == "genre" else config.n_creators
-        values = rng.choice(n_values, config.n_preferred, replace=False)
-        groups = (values[:half], values[half:])
+        slots = np.arange(n_values) % 2
+        groups = (rng.choice(np.flatnonzero(slots == 0), half, replace=False),
+                  rng.choice(np.flatnonzero(slots == 1), config.n_preferred - half, replace=False))
         ts = _timestamps(config, int(lengths[user]), rng)
-        context = time_context(ts)
+        context = pick_contexts(ts)
         user_items, user_reasons = _user_sequence(config, world, facet, groups, context, rng)
         items.append(user_items)
         stamps.append(ts)
