@@ -100,7 +100,8 @@ def test_time_effect_is_visible_in_the_data():
             in_context += label in truth.preferred[user][context]
             other_context += label in truth.preferred[user][1 - context]
     n = data.n_interactions
-    assert in_context / n > 0.65 and other_context / n < 0.12
+    # p_preferred = 0.7 of the non-series picks follow the context (plus popular picks that land there)
+    assert in_context / n > 0.55 and other_context / n < 0.12
     assert 0.3 < np.mean(truth.contexts == 0) < 0.6  # both contexts are common
 
 

@@ -12,7 +12,8 @@ mojito.md M8, so an effect tied to the target's time could not be used for ranki
 1. continues the series of the previous item (its creator's next item) with probability ``p_series``;
 2. otherwise, with probability ``p_preferred``, takes a preferred value of the current time context and an
    unseen item with it (the next unread item of a creator; a popularity-weighted item of a genre);
-3. otherwise picks an unseen item by global (Zipf) popularity.
+3. otherwise picks an unseen item by global (Zipf) popularity among the genres of the current time slot
+   (what everybody drifts to at that time).
 
 No user repeats an item. Visits are days apart (gaps of mean ``mean_gap_days``) at realistic hours; with
 ``p_same_session`` > 0 some follow minutes after the previous one (then the items also hint at the context).
@@ -48,7 +49,7 @@ class SyntheticConfig:
     genre_user_fraction: float = 0.5
     n_preferred: int = 4
     p_series: float = 0.25
-    p_preferred: float = 0.9
+    p_preferred: float = 0.7
     popularity_exponent: float = 1.0
     mean_gap_days: float = 2.0
     p_same_session: float = 0.0
@@ -156,10 +157,12 @@ def _timestamps(config: SyntheticConfig, length: int, rng: np.random.Generator) 
 
 
 def _pick(world: _World, seen: np.ndarray, rng: np.random.Generator, facet: str | None = None,
-          value: int | None = None) -> int:
-    """An unseen item: the next of creator ``value``, a popular one of genre ``value``, or any popular one
-    (facet None); 0 when the facet value has nothing left."""
+          value: int | None = None, slot: int | None = None) -> int:
+    """An unseen item: the next of creator ``value``, a popular one of genre ``value``, or (facet None) a
+    popular one among the genres of time ``slot`` (any genre when slot is None); 0 when none is left."""
     allowed = ~seen if facet is None else ~seen & (world.values[facet] == value)
+    if slot is not None:
+        allowed &= world.values["genre"] % 2 == slot
     candidates = np.flatnonzero(allowed)
     if len(candidates) == 0:
         return 0
@@ -183,6 +186,8 @@ def _user_sequence(config: SyntheticConfig, world: _World, facet: str, groups: t
             item, reason = follow, SERIES
         elif rng.random() < config.p_preferred:
             item, reason = _pick(world, seen, rng, facet, int(rng.choice(groups[context]))), PREFERRED
+        if item == 0:
+            item, reason = _pick(world, seen, rng, slot=int(context)), POPULAR
         if item == 0:
             item, reason = _pick(world, seen, rng), POPULAR
         items[t], reasons[t] = item, reason

@@ -222,7 +222,7 @@ class Fame(SequentialModel):
         where = target_positions(batch.targets, self.config.loss_positions)
         targets = batch.targets[where]                                            # [P]
         if self.config.mixture == "logit":
-            return item_cross_entropy(out.states[where] @ self.item_facets().T, targets)
+            return item_cross_entropy(out.states[where], self.item_facets(), targets)
         log_p = self.mixture_log_probs(out.extras["head_states"][where], out.extras["gate"][where])
         return -log_p.gather(1, (targets - 1)[:, None]).mean()
 

@@ -24,10 +24,11 @@ def target_positions(targets: Tensor, positions: LossPositions = "all") -> Tenso
     return mask
 
 
-def item_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean softmax CE with ``logits`` [P, n_items + 1] (column 0 = padding, excluded from the softmax)
-    and ``targets`` [P] in 1..n_items. The softmax is taken in fp32."""
-    return F.cross_entropy(logits[:, 1:].float(), targets - 1)
+def item_cross_entropy(states: Tensor, item_table: Tensor, targets: Tensor) -> Tensor:
+    """Mean softmax CE over items 1..n_items: ``states`` [P, d] scored against ``item_table``
+    [n_items + 1, d] without its padding row 0, ``targets`` [P] in 1..n_items. Softmax in fp32."""
+    logits = states @ item_table[1:].T                                     # [P, n_items]
+    return F.cross_entropy(logits.float(), targets - 1)
 
 
 def bce_with_negatives(pos: Tensor, neg: Tensor) -> Tensor:

@@ -100,7 +100,7 @@ class SASRec(SequentialModel):
         where = target_positions(batch.targets, self.config.loss_positions)
         h, targets = states[where], batch.targets[where]                          # [P, d], [P]
         if self.config.loss == "ce":
-            return item_cross_entropy(h @ self.item_embedding.T, targets)
+            return item_cross_entropy(h, self.item_embedding, targets)
         if batch.negatives is None:
             raise ValueError("SASRec with loss='bce' needs batch.negatives [B, L, 1] (the trainer samples them)")
         E = self.item_embedding
