@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from seqrec_lib.data import SyntheticConfig, generate_synthetic
 from seqrec_lib.data.sequences import SequenceData, SplitData, build_splits
 from seqrec_lib.evaluation import EvalProtocol, evaluate
 from seqrec_lib.models.mojito import Mojito, MojitoConfig
@@ -59,3 +60,26 @@ def test_mojito_beats_a_context_blind_mojito() -> None:
     assert results["blind"]["HR@10"] < 0.4                       # ~ 8 of 32 items, no better than chance
     assert results["time"]["HR@10"] > results["blind"]["HR@10"] + 0.15, results
     assert results["time"]["NDCG@10"] > results["blind"]["NDCG@10"] + 0.05, results
+
+
+def test_mojito_beats_a_context_blind_mojito_on_the_synthetic_time_effect() -> None:
+    """The library's synthetic data: picks follow the time slot of the user's previous visit (popular picks
+    come from that slot's genres). With preference picks rare (p_preferred=0.2) the effect dominates; MOJITO
+    reads it from its input timestamps, a context-zeroed MOJITO cannot (measured: validation NDCG@10 0.284
+    vs 0.207 after 60 epochs)."""
+    config = SyntheticConfig(n_users=600, n_items=120, n_genres=8, n_creators=16, min_length=10, max_length=30,
+                             p_preferred=0.2, p_series=0.1, seed=0)
+    split = build_splits(generate_synthetic(config)[0], max_len=20)
+    protocol = EvalProtocol(mode="full", ks=(10,))
+    train = TrainConfig(epochs=60, patience=15, batch_size=64, lr=2e-3, device="cpu", progress=False,
+                        select_metric="NDCG@10")
+    best, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, data in (("time", split), ("blind", without_time(split))):
+            seed_everything(0)
+            model = Mojito.from_split(MojitoConfig(d=32, d_t=8, max_len=20, dropout=0.2, fism_items=10), data)
+            best[name] = Trainer(train, (protocol,)).fit(model, data).best_score
+    finally:
+        torch.set_num_threads(threads)
+    assert best["time"] > best["blind"] + 0.03 and best["time"] > 1.15 * best["blind"], best
