@@ -1,0 +1,540 @@
+"""Experiments: run specs → records, with skipping of finished runs, resuming, sweeps and result tables.
+
+A ``RunSpec`` names one training (model, dataset, configs, protocols, windows, label). ``run`` trains it
+into ``<root>/<model>-<run key>/`` (the key hashes everything that changes the result, ``train.run_key``),
+or reads the record back when ``result.json`` exists; an interrupted run continues from its checkpoint.
+FAME goes through the two-stage trainer, so its SASRec-CE pretraining is the very run a SASRec-CE spec
+with the same H trains (same folder), and is shared by every FAME at that H.
+
+The plan of fame.md §10 and mojito.md §5:
+
+1. ``head_sweep_specs``: SASRec-CE(H) and FAME w/o MoE(H) for every H (Fig. 5);
+2. ``best_heads``: H* = argmax over H of the *validation* NDCG@20 of FAME w/o MoE;
+3. ``expert_sweep_specs``: FAME(H*, N) for every N (Fig. 6); ``best_experts``: N* likewise;
+4. ``table_specs``: SASRec-CE(H*), FAME w/o MoE(H*), FAME(H*, N*) over the profile's seeds (Table 2);
+5. ``time_specs``: MOJITO vs SASRec-BCE with MOJITO's windows and BCE, both protocols, over the seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .data.loading import load_dataset
+from .data.sequences import SequenceData, SplitData, build_splits
+from .data.synthetic import SyntheticConfig
+from .evaluation import EvalProtocol
+from .models.base import SequentialModel
+from .models.fame import FameConfig
+from .models.mojito import MojitoConfig
+from .models.registry import build_model, get_entry, make_config
+from .models.sasrec import SASRecConfig
+from .profiles import SYNTHETIC, Profile
+from .records import write_json_atomic
+from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, train_and_evaluate
+from .two_stage import run_dir_for, train_fame_two_stage
+
+SASREC_CE = "SASRec-CE"
+SASREC_BCE = "SASRec-BCE"
+FAME = "FAME"
+FAME_NO_MOE = "FAME w/o MoE"
+MOJITO = "MOJITO"
+MOST_POPULAR = "Most popular"
+
+SAMPLED_NEGATIVES = 100   # mojito.md §4: 1 target + 100 uniform negatives
+SAMPLED_COHORTS = 5       # mojito.md §4: 5 seeded user cohorts
+SELECTION_METRIC = "NDCG@20"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run.
+
+    ``model`` is a registered model name ("sasrec", "fame", "mojito", "pop"); ``model_config`` its config
+    dataclass; ``protocols`` the evaluation protocols (the first selects the checkpoint);
+    ``samples_step`` MOJITO's training windows (None: one all-positions sample per user); ``label`` the
+    name in tables and figures ("SASRec-CE", "FAME w/o MoE", "FAME", "MOJITO", "SASRec-BCE"; empty:
+    ``label_for`` the model and config).
+    """
+
+    model: str
+    dataset: str
+    model_config: Any
+    train_config: TrainConfig
+    protocols: tuple[EvalProtocol, ...]
+    samples_step: int | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        entry = get_entry(self.model)  # KeyError listing the known models
+        if not isinstance(self.model_config, entry.config):
+            raise TypeError(f"RunSpec.model_config for {self.model!r} must be a {entry.config.__name__}, "
+                            f"got {type(self.model_config).__name__}")
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+        if not self.protocols or not all(isinstance(p, EvalProtocol) for p in self.protocols):
+            raise ValueError(f"RunSpec.protocols must be a non-empty tuple of EvalProtocol, got {self.protocols!r}")
+        if self.samples_step is not None and self.samples_step < 1:
+            raise ValueError(f"RunSpec.samples_step must be None or positive, got {self.samples_step}")
+        if not self.label:
+            object.__setattr__(self, "label", label_for(self.model, self.model_config))
+
+    @property
+    def max_len(self) -> int | None:
+        """The model's sequence length (None for models without one, e.g. "pop")."""
+        return getattr(self.model_config, "max_len", None)
+
+    @property
+    def seed(self) -> int:
+        return self.train_config.seed
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_split(dataset: str, profile: Profile, samples_step: int | None = None,
+               max_len: int | None = None) -> tuple[SequenceData, SplitData]:
+    """The dataset and its leave-one-out split (CPU tensors), cached in this process.
+
+    ``synthetic`` is generated with ``profile.synthetic``; ``max_len`` defaults to ``profile.max_len``;
+    ``samples_step`` gives MOJITO's training windows. The trainer moves the split to its device.
+    """
+    synthetic = profile.synthetic if dataset == SYNTHETIC else None
+    if dataset == SYNTHETIC and synthetic is None:
+        raise ValueError(f"profile {profile.name!r} has synthetic=None, so it cannot load the 'synthetic' dataset")
+    return _load_split_cached(dataset, profile.data_dir, synthetic, profile.max_len if max_len is None else max_len,
+                              samples_step)
+
+
+@lru_cache(maxsize=16)
+def _load_split_cached(dataset: str, data_dir: str | None, synthetic: SyntheticConfig | None, max_len: int,
+                       samples_step: int | None) -> tuple[SequenceData, SplitData]:
+    data = load_dataset(dataset, data_dir=data_dir, synthetic=synthetic)
+    return data, build_splits(data, max_len=max_len, samples_step=samples_step)
+
+
+# ---------------------------------------------------------------- specs
+
+
+def runs_root(profile: Profile, outputs: str | Path = "outputs") -> Path:
+    """``<outputs>/<profile name>/runs``: where a profile's run folders live."""
+    return Path(outputs) / profile.name / "runs"
+
+
+def label_for(model: str, model_config: Any) -> str:
+    """The table label of a model configuration (a dataclass or a record's dict): SASRec-CE/BCE, FAME,
+    FAME w/o MoE (N = 1), MOJITO, Most popular."""
+    fields = model_config if isinstance(model_config, Mapping) else dataclasses.asdict(model_config)
+    if model == "sasrec":
+        return SASREC_CE if fields["loss"] == "ce" else SASREC_BCE
+    if model == "fame":
+        return FAME_NO_MOE if fields["n_experts"] == 1 else FAME
+    return {"mojito": MOJITO, "pop": MOST_POPULAR}.get(model, model)
+
+
+def full_protocol(seed: int) -> EvalProtocol:
+    """Full ranking over all items, history masked with -inf, HR/NDCG@{5,10,20} (fame.md §3)."""
+    return EvalProtocol(mode="full", seed=seed)
+
+
+def sampled_protocol(profile: Profile, seed: int) -> EvalProtocol:
+    """MOJITO's protocol: target + 100 uniform negatives, 5 seeded user cohorts (mojito.md §4.2)."""
+    return EvalProtocol(mode="sampled", n_negatives=SAMPLED_NEGATIVES, n_cohorts=SAMPLED_COHORTS,
+                        cohort_size=profile.mojito_cohort_size, seed=seed)
+
+
+def _train_config(profile: Profile, base: TrainConfig, seed: int) -> TrainConfig:
+    return dataclasses.replace(base, seed=seed, device=profile.device)
+
+
+def fame_config(profile: Profile, heads: int, experts: int) -> FameConfig:
+    """FAME (N = ``experts``; 1 = FAME w/o MoE) on the profile's backbone with ``heads`` heads."""
+    return FameConfig(d=profile.d, n_heads=heads, n_experts=experts, max_len=profile.max_len,
+                      attn_dropout=profile.dropout, hidden_dropout=profile.dropout)
+
+
+def sasrec_ce_config(profile: Profile, heads: int) -> SASRecConfig:
+    """SASRec-CE with ``heads`` heads: exactly the pretraining of FAME at that H (same run folder)."""
+    return fame_config(profile, heads, 1).sasrec_config()
+
+
+def fame_spec(profile: Profile, dataset: str, heads: int, experts: int, seed: int) -> RunSpec:
+    """FAME(H, N) (FAME w/o MoE when N = 1), two-stage, full-ranking protocol."""
+    config = fame_config(profile, heads, experts)
+    return RunSpec("fame", dataset, config, _train_config(profile, profile.train, seed), (full_protocol(seed),),
+                   label=label_for("fame", config))
+
+
+def sasrec_ce_spec(profile: Profile, dataset: str, heads: int, seed: int) -> RunSpec:
+    """SASRec-CE(H), full-ranking protocol (the "SASRec" series of Fig. 5)."""
+    return RunSpec("sasrec", dataset, sasrec_ce_config(profile, heads), _train_config(profile, profile.train, seed),
+                   (full_protocol(seed),), label=SASREC_CE)
+
+
+def _time_protocols(profile: Profile, seed: int) -> tuple[EvalProtocol, ...]:
+    return sampled_protocol(profile, seed), full_protocol(seed)
+
+
+def mojito_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
+    """MOJITO with its windows, BCE with one negative, sampled protocol first (selection) then full."""
+    config = MojitoConfig(d=profile.d, max_len=profile.max_len, dropout=profile.mojito_dropout)
+    return RunSpec("mojito", dataset, config, _train_config(profile, profile.mojito_train, seed),
+                   _time_protocols(profile, seed), samples_step=profile.mojito_samples_step, label=MOJITO)
+
+
+def sasrec_bce_spec(profile: Profile, dataset: str, seed: int, heads: int = 2) -> RunSpec:
+    """SASRec-BCE, MOJITO's baseline: the same windows, BCE with one negative, training and protocols."""
+    config = SASRecConfig(d=profile.d, n_heads=heads, max_len=profile.max_len, attn_dropout=profile.mojito_dropout,
+                          hidden_dropout=profile.mojito_dropout, loss="bce")
+    return RunSpec("sasrec", dataset, config, _train_config(profile, profile.mojito_train, seed),
+                   _time_protocols(profile, seed), samples_step=profile.mojito_samples_step, label=SASREC_BCE)
+
+
+def pop_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
+    """The most-popular baseline (nothing to train), full-ranking protocol."""
+    config = get_entry("pop").config()
+    return RunSpec("pop", dataset, config, _train_config(profile, profile.train, seed), (full_protocol(seed),),
+                   label=MOST_POPULAR)
+
+
+def with_overrides(spec: RunSpec, **overrides: Any) -> RunSpec:
+    """``spec`` with fields of its model config and/or its TrainConfig replaced (e.g. ``n_heads=4``,
+    ``n_experts=8``, ``epochs=5``, ``seed=2``) and ``samples_step``; the protocols follow the seed and
+    the label follows the config. An unknown name raises TypeError listing the known ones."""
+    overrides = dict(overrides)
+    samples_step = overrides.pop("samples_step", spec.samples_step)
+    model_fields = {f.name for f in dataclasses.fields(spec.model_config)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - model_fields - train_fields)
+    if unknown:
+        raise TypeError(f"{spec.model} run has no setting(s) {unknown}; model settings: {sorted(model_fields)}; "
+                        f"training settings: {sorted(train_fields)}; or samples_step")
+    model_config = dataclasses.replace(spec.model_config, **{k: v for k, v in overrides.items() if k in model_fields})
+    train_config = dataclasses.replace(spec.train_config, **{k: v for k, v in overrides.items() if k in train_fields})
+    protocols = tuple(dataclasses.replace(p, seed=train_config.seed) for p in spec.protocols)
+    return RunSpec(spec.model, spec.dataset, model_config, train_config, protocols, samples_step,
+                   label_for(spec.model, model_config))
+
+
+def single_run_spec(profile: Profile, model: str, dataset: str, **overrides: Any) -> RunSpec:
+    """What ``01_train`` trains: SASRec-CE, FAME (H = ``single_heads``, N = ``single_experts``, two-stage),
+    MOJITO (its windows, BCE with one negative, sampled protocol then full) or the popularity baseline,
+    with the profile's settings and seed ``seeds[0]``; ``overrides`` as in ``with_overrides``."""
+    seed = profile.seeds[0]
+    builders = {
+        "sasrec": lambda: sasrec_ce_spec(profile, dataset, profile.single_heads, seed),
+        "fame": lambda: fame_spec(profile, dataset, profile.single_heads, profile.single_experts, seed),
+        "mojito": lambda: mojito_spec(profile, dataset, seed),
+        "pop": lambda: pop_spec(profile, dataset, seed),
+    }
+    if model not in builders:
+        raise ValueError(f"single_run_spec: model must be one of {sorted(builders)}, got {model!r}")
+    spec = builders[model]()
+    return with_overrides(spec, **overrides) if overrides else spec
+
+
+def head_sweep_specs(profile: Profile, dataset: str) -> list[RunSpec]:
+    """Fig. 5: SASRec-CE(H) for every H, then FAME w/o MoE(H) (fine-tuned from it), seed ``seeds[0]``."""
+    seed = profile.seeds[0]
+    return ([sasrec_ce_spec(profile, dataset, h, seed) for h in profile.heads]
+            + [fame_spec(profile, dataset, h, 1, seed) for h in profile.heads])
+
+
+def expert_sweep_specs(profile: Profile, dataset: str, heads: int) -> list[RunSpec]:
+    """Fig. 6: FAME(H = ``heads``, N) for every N of the profile, seed ``seeds[0]``."""
+    return [fame_spec(profile, dataset, heads, n, profile.seeds[0]) for n in profile.experts]
+
+
+def table_specs(profile: Profile, dataset: str, heads: int, experts: int) -> list[RunSpec]:
+    """Table 2 rows: SASRec-CE(H*), FAME w/o MoE(H*), FAME(H*, N*) for every seed of the profile."""
+    return [spec for seed in profile.seeds
+            for spec in (sasrec_ce_spec(profile, dataset, heads, seed), fame_spec(profile, dataset, heads, 1, seed),
+                         fame_spec(profile, dataset, heads, experts, seed))]
+
+
+def time_specs(profile: Profile, dataset: str) -> list[RunSpec]:
+    """MOJITO vs SASRec-BCE (same windows, BCE with one negative, both protocols) for every seed."""
+    return [spec for seed in profile.seeds
+            for spec in (mojito_spec(profile, dataset, seed), sasrec_bce_spec(profile, dataset, seed))]
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_dir(spec: RunSpec, profile: Profile, root: str | Path) -> Path:
+    """The folder ``spec`` trains into: ``<root>/<model>-<run key>``."""
+    _, split = load_split(spec.dataset, profile, spec.samples_step, spec.max_len)
+    return run_dir_for(Path(root), spec.model, spec.model_config, split, spec.train_config, spec.protocols)
+
+
+def is_done(spec: RunSpec, profile: Profile, root: str | Path) -> bool:
+    """True when ``spec``'s ``result.json`` exists (``run`` would only read it back)."""
+    return (run_dir(spec, profile, root) / "result.json").exists()
+
+
+def _spec_fields(spec: RunSpec, folder: Path) -> dict[str, Any]:
+    """What a record carries about the spec that made it (not part of the run key)."""
+    return {"label": spec.label, "samples_step": spec.samples_step, "run_dir": str(folder)}
+
+
+def run(spec: RunSpec, profile: Profile, root: str | Path) -> dict[str, Any]:
+    """Train ``spec`` (or read its finished record back) and return the record with its ``label``.
+
+    A folder without ``result.json`` but with ``last.pt`` continues from that checkpoint. FAME runs
+    pretrain (or reuse) their SASRec-CE first; their record's ``pretrained`` names it.
+    """
+    data, split = load_split(spec.dataset, profile, spec.samples_step, spec.max_len)
+    folder = run_dir_for(Path(root), spec.model, spec.model_config, split, spec.train_config, spec.protocols)
+    result = folder / "result.json"
+    if result.exists():
+        return {**json.loads(result.read_text()), **_spec_fields(spec, folder)}
+    with cpu_threads(profile, resolve_device(spec.train_config.device)):
+        record = _train_spec(spec, data, split, Path(root), folder)
+    write_json_atomic(result, record)
+    return record
+
+
+def _train_spec(spec: RunSpec, data: SequenceData, split: SplitData, root: Path, folder: Path) -> dict[str, Any]:
+    """Train ``spec`` into ``folder`` (FAME: two stages under ``root``) and return its record."""
+    if spec.model == "fame":
+        _, record = train_fame_two_stage(split, spec.model_config, spec.train_config, root, spec.protocols,
+                                         data.provenance)
+    else:
+        _, record = train_and_evaluate(spec.model, split, spec.model_config, spec.train_config, spec.protocols,
+                                       folder, data.provenance)
+    return {**record, **_spec_fields(spec, folder)}
+
+
+@contextmanager
+def cpu_threads(profile: Profile, device: torch.device) -> Iterator[None]:
+    """Use ``profile.cpu_threads`` torch threads inside the block when ``device`` is the CPU."""
+    if device.type != "cpu" or profile.cpu_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(profile.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def prerequisites(spec: RunSpec) -> list[RunSpec]:
+    """Runs ``spec`` builds on: FAME's SASRec-CE pretraining (same H, backbone, training, protocols)."""
+    if spec.model != "fame":
+        return []
+    config = spec.model_config.sasrec_config()
+    return [RunSpec("sasrec", spec.dataset, config, spec.train_config, spec.protocols, spec.samples_step,
+                    label_for("sasrec", config))]
+
+
+def _identity(spec: RunSpec) -> RunSpec:
+    """``spec`` with what does not change its result normalised: the label (to the config's own) and the
+    result-neutral training fields (device, progress bars, checkpoint interval; ``RESULT_NEUTRAL_FIELDS``)."""
+    defaults = TrainConfig()
+    train = dataclasses.replace(spec.train_config, **{f: getattr(defaults, f) for f in RESULT_NEUTRAL_FIELDS})
+    return dataclasses.replace(spec, train_config=train, label="")
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_quietly(spec: RunSpec, profile: Profile, root: str) -> dict[str, Any]:
+    """``run`` in a worker process, without the trainer's own progress bars."""
+    return run(dataclasses.replace(spec, train_config=dataclasses.replace(spec.train_config, progress=False)),
+               profile, root)
+
+
+def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, workers: int = 1) -> list[dict[str, Any]]:
+    """Run every spec (finished ones are read back) and return their records in order.
+
+    ``workers > 1`` trains up to that many runs at once in separate (spawned) processes, e.g. several
+    small runs on one GPU: first the distinct SASRec-CE pretrainings the FAME runs need, then everything
+    else; specs that differ only in label, device or progress bars run once. The records are those of a
+    sequential run.
+    """
+    specs = list(specs)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers == 1:
+        return [run(spec, profile, root) for spec in tqdm(specs, desc=f"runs ({profile.name})", unit="run")]
+    phases: list[dict[RunSpec, RunSpec]] = [{}, {}]      # identity → the first spec with it, per phase
+    for spec in specs:
+        for pre in prerequisites(spec):
+            phases[0].setdefault(_identity(pre), pre)
+        phases[1].setdefault(_identity(spec), spec)
+    records: dict[RunSpec, dict[str, Any]] = {}
+    total = len(phases[0].keys() | phases[1].keys())
+    threads = profile.cpu_threads or max(1, torch.get_num_threads() // workers)
+    with tqdm(total=total, desc=f"runs ({profile.name}, {workers} workers)", unit="run") as bar, \
+            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_init_worker, initargs=(threads,)) as pool:
+        for phase in phases:
+            pending = {key: spec for key, spec in phase.items() if key not in records}
+            finished = {key for key, spec in pending.items() if is_done(spec, profile, root)}
+            for key in finished:                     # read back here: no process needed
+                records[key] = run(pending[key], profile, root)
+                bar.update(1)
+            futures = {pool.submit(_run_quietly, spec, profile, str(root)): key
+                       for key, spec in pending.items() if key not in finished}
+            for future in as_completed(futures):
+                records[futures[future]] = future.result()
+                bar.update(1)
+    return [{**records[_identity(spec)], "label": spec.label} for spec in specs]
+
+
+def load_trained(record: dict[str, Any], profile: Profile) -> tuple[SequentialModel, SequenceData, SplitData]:
+    """The model of a run record with its best-validation weights (``best.pt``; none for models without
+    parameters), in eval mode on the CPU, with the dataset and split it was trained on."""
+    config = make_config(record["model"], **record["model_config"])
+    data, split = load_split(record["dataset"], profile, record.get("samples_step"), getattr(config, "max_len", None))
+    model = build_model(record["model"], split, config)
+    checkpoint = Path(record["run_dir"]) / "best.pt"
+    if any(True for _ in model.parameters()):
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"run {record.get('run_id')} ({record.get('label')}) has no {checkpoint}")
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return model.eval(), data, split
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _valid_metric(record: dict[str, Any], metric: str, protocol: str) -> float:
+    try:
+        return float(record["metrics"]["valid"][protocol][metric])
+    except KeyError:
+        raise KeyError(f"run {record.get('run_id')} ({record.get('label')}) has no validation {metric} under "
+                       f"protocol {protocol!r}") from None
+
+
+def _argmax_by(records: Iterable[dict[str, Any]], dataset: str, label: str, field: str, metric: str,
+               protocol: str, where: dict[str, Any] | None = None) -> int:
+    """The value of model-config ``field`` whose runs (mean over seeds) have the best validation metric;
+    ties go to the smaller value."""
+    scores: dict[int, list[float]] = {}
+    for record in records:
+        config = record.get("model_config", {})
+        if record.get("dataset") != dataset or record.get("label") != label:
+            continue
+        if any(config.get(k) != v for k, v in (where or {}).items()):
+            continue
+        scores.setdefault(int(config[field]), []).append(_valid_metric(record, metric, protocol))
+    if not scores:
+        raise ValueError(f"no {label!r} runs on dataset {dataset!r}"
+                         + (f" with {where}" if where else "") + " among the records")
+    return max(sorted(scores), key=lambda value: float(np.mean(scores[value])))
+
+
+def best_heads(records: Iterable[dict[str, Any]], dataset: str, metric: str = SELECTION_METRIC,
+               protocol: str = "full") -> int:
+    """H* (fame.md §10): the H of FAME w/o MoE with the best *validation* NDCG@20 on ``dataset``."""
+    return _argmax_by(records, dataset, FAME_NO_MOE, "n_heads", metric, protocol)
+
+
+def best_experts(records: Iterable[dict[str, Any]], dataset: str, heads: int, metric: str = SELECTION_METRIC,
+                 protocol: str = "full") -> int:
+    """N* (fame.md §10): the N of FAME at H = ``heads`` with the best *validation* NDCG@20 on ``dataset``."""
+    return _argmax_by(records, dataset, FAME, "n_experts", metric, protocol, where={"n_heads": heads})
+
+
+# ---------------------------------------------------------------- tables
+
+ID_COLUMNS = ("label", "model", "dataset", "heads", "experts", "seed", "run_id")
+
+
+def _metric_columns(record: dict[str, Any]) -> dict[str, float]:
+    """``{which}_{protocol}_{metric}`` → value for every split, protocol and metric (``n_users`` left out)."""
+    return {f"{which}_{protocol}_{name}": float(value)
+            for which, by_protocol in record.get("metrics", {}).items()
+            for protocol, metrics in by_protocol.items()
+            for name, value in metrics.items() if name != "n_users"}
+
+
+def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: ``label, model, dataset, heads, experts, seed, run_id``, then ``samples_step``,
+    ``best_epoch``, ``epochs_run``, ``seconds`` and every metric as ``{valid|test}_{protocol}_{metric}``
+    (e.g. ``test_full_NDCG@20``, ``test_sampled_NDCG@10`` and its cohort std ``test_sampled_NDCG@10_std``).
+    ``experts`` is 1 for FAME w/o MoE and empty for models without experts."""
+    rows = []
+    for record in records:
+        config = record.get("model_config", {})
+        rows.append({
+            "label": record.get("label") or label_for(record["model"], config),
+            "model": record["model"],
+            "dataset": record["dataset"],
+            "heads": config.get("n_heads"),
+            "experts": config.get("n_experts"),
+            "seed": record.get("seed"),
+            "run_id": record.get("run_id"),
+            "samples_step": record.get("samples_step"),
+            "best_epoch": record.get("best_epoch"),
+            "epochs_run": record.get("epochs_run"),
+            "seconds": record.get("timings", {}).get("total_seconds"),
+            **_metric_columns(record),
+        })
+    frame = pd.DataFrame(rows, columns=None if rows else list(ID_COLUMNS))
+    for column in ("heads", "experts", "seed", "samples_step", "best_epoch", "epochs_run"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def summary_table(frame: pd.DataFrame, metrics: Iterable[str], protocol: str = "full",
+                  which: str = "test") -> pd.DataFrame:
+    """Mean ± std over seeds per (dataset, label): index (dataset, label), columns ``heads``, ``experts``,
+    ``n_seeds`` and for each metric ``m`` (mean), ``m_std`` (sample std over seeds; NaN with one seed)
+    and, for the sampled protocol, ``m_cohort_std`` (the mean over seeds of the std over cohorts).
+
+    Rows keep the order of first appearance. A (dataset, label) group mixing several H or N (e.g. a whole
+    sweep) is an error: pass the table runs only.
+    """
+    metrics = list(metrics)
+    columns = {m: f"{which}_{protocol}_{m}" for m in metrics}
+    missing = [c for c in columns.values() if c not in frame]
+    if missing:
+        available = sorted(c for c in frame.columns if c.startswith(f"{which}_"))
+        raise KeyError(f"summary_table: no column(s) {missing}; available: {available}")
+    frame = frame.drop_duplicates("run_id") if "run_id" in frame else frame
+    rows = []
+    for (dataset, label), group in frame.groupby(["dataset", "label"], sort=False):
+        for field in ("heads", "experts"):
+            values = group[field].dropna().unique()
+            if len(values) > 1:
+                raise ValueError(f"summary_table: the {label!r} runs on {dataset!r} mix {field} "
+                                 f"{sorted(int(v) for v in values)}; pass one configuration per label")
+        row: dict[str, Any] = {"dataset": dataset, "label": label, "heads": group["heads"].iloc[0],
+                               "experts": group["experts"].iloc[0], "n_seeds": int(group["seed"].nunique())}
+        for metric, column in columns.items():
+            values = group[column].astype(float)
+            row[metric] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else float("nan")
+            if f"{column}_std" in group:
+                row[f"{metric}_cohort_std"] = group[f"{column}_std"].astype(float).mean()
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index(["dataset", "label"])
+    for column in ("heads", "experts"):
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def format_summary(table: pd.DataFrame, metrics: Iterable[str], digits: int = 4) -> pd.DataFrame:
+    """``summary_table`` as text: "mean ± std" per metric ("mean" alone with one seed)."""
+    def cell(mean: float, std: float) -> str:
+        return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    return pd.DataFrame({m: [cell(a, b) for a, b in zip(table[m], table[f"{m}_std"])] for m in metrics},
+                        index=table.index)

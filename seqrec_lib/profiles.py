@@ -1,0 +1,210 @@
+"""Experiment profiles: which datasets, grids, seeds and training budgets a run of the notebooks uses.
+
+- ``smoke``: seconds on a CPU, for tests (tiny synthetic data, 2 epochs, the smallest grids).
+- ``demo`` (the default): fully offline (synthetic data only) with reduced grids; the whole
+  ``./run_all.sh`` fits in about 10 minutes on a 2-core CPU.
+- ``paper``: the papers' settings (fame.md §4.4, §9, §10; mojito.md §3, §4): Beauty, Sports and Toys with
+  H ∈ {1, 2, 4, 8, 16}, N ∈ {2, 4, 8, 16, 32}, 3 seeds, 300 epochs with patience 40; MOJITO vs SASRec-BCE
+  on ML-100K (the only real dataset with timestamps available offline). A GPU is recommended.
+
+Every other module reads its settings from a ``Profile``; nothing else hard-codes a grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data.registry import get_spec
+from .data.synthetic import SyntheticConfig
+from .train import TrainConfig
+
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One experiment setting.
+
+    - ``fame_datasets``: datasets of the SASRec/FAME experiments (head and expert sweeps, Table 2 rows).
+    - ``time_datasets``: datasets of MOJITO vs SASRec-BCE (they need timestamps).
+    - ``heads`` / ``experts``: the grids of Fig. 5 (H) and Fig. 6 (N); ``seeds``: the seeds of the final
+      table rows (the sweeps use ``seeds[0]``).
+    - ``train``: SASRec-CE and FAME training (both stages); ``mojito_train``: MOJITO and SASRec-BCE.
+    - ``d``, ``max_len``, ``dropout``: backbone width, sequence length, SASRec/FAME dropout (attention and
+      hidden); ``mojito_samples_step``: MOJITO's training windows (None: one all-positions sample per
+      user); ``mojito_dropout``: MOJITO's and SASRec-BCE's dropout.
+    - ``synthetic``: the generator's config wherever a dataset is ``"synthetic"``.
+    - ``case_study``: (dataset, user) of Fig. 7, at ``case_study_heads`` heads.
+    - ``single_heads`` / ``single_experts``: H and N of the single trainings (``01_train``).
+    - ``mojito_cohort_size``: users per cohort of the sampled protocol (None: all users).
+    - ``data_dir``: raw data folder (None: ``$SEQREC_DATA_DIR``, then ``./data``); ``device``: "auto",
+      "cpu", "cuda", ...
+    - ``cpu_threads``: torch threads while a run trains on the CPU (None: torch's default). Small models
+      run several times faster on one thread, and one thread cannot be slowed down by a busy machine.
+    """
+
+    name: str
+    description: str
+    fame_datasets: tuple[str, ...]
+    time_datasets: tuple[str, ...]
+    heads: tuple[int, ...]
+    experts: tuple[int, ...]
+    seeds: tuple[int, ...]
+    train: TrainConfig
+    mojito_train: TrainConfig
+    d: int
+    max_len: int
+    dropout: float
+    mojito_samples_step: int | None
+    mojito_dropout: float
+    synthetic: SyntheticConfig | None
+    case_study: tuple[str, int]
+    case_study_heads: int
+    data_dir: str | None = None
+    device: str = "auto"
+    single_heads: int = 2
+    single_experts: int = 4
+    mojito_cohort_size: int | None = None
+    cpu_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("fame_datasets", "time_datasets", "heads", "experts", "seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value:
+                raise ValueError(f"Profile {self.name!r}: {name} must be a non-empty tuple, got {value!r}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"Profile {self.name!r}: {name} has duplicates: {value!r}")
+        for dataset in self.datasets + (self.case_study[0],):
+            get_spec(dataset)  # raises ValueError naming the known datasets
+        if SYNTHETIC in self.datasets + (self.case_study[0],) and self.synthetic is None:
+            raise ValueError(f"Profile {self.name!r} uses the 'synthetic' dataset, so synthetic must be a "
+                             f"SyntheticConfig, not None")
+        for heads in self.heads + (self.case_study_heads, self.single_heads):
+            if heads < 1 or self.d % heads:
+                raise ValueError(f"Profile {self.name!r}: every head count must divide d={self.d}, got {heads}")
+        if any(n < 1 for n in self.experts + (self.single_experts,)):
+            raise ValueError(f"Profile {self.name!r}: expert counts must be positive, got {self.experts}")
+        if self.max_len < 1:
+            raise ValueError(f"Profile {self.name!r}: max_len must be positive, got {self.max_len}")
+        for name in ("dropout", "mojito_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"Profile {self.name!r}: {name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.mojito_samples_step is not None and self.mojito_samples_step < 1:
+            raise ValueError(f"Profile {self.name!r}: mojito_samples_step must be None or positive, "
+                             f"got {self.mojito_samples_step}")
+        if self.mojito_cohort_size is not None and self.mojito_cohort_size < 1:
+            raise ValueError(f"Profile {self.name!r}: mojito_cohort_size must be None or positive, "
+                             f"got {self.mojito_cohort_size}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"Profile {self.name!r}: cpu_threads must be None or positive, got {self.cpu_threads}")
+        if self.case_study[1] < 1:
+            raise ValueError(f"Profile {self.name!r}: the case-study user must be a 1-based id, "
+                             f"got {self.case_study[1]}")
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Every dataset the profile trains on, FAME's first, without duplicates."""
+        return tuple(dict.fromkeys(self.fame_datasets + self.time_datasets))
+
+    @property
+    def offline(self) -> bool:
+        """True when every dataset is generated (nothing to download)."""
+        return all(get_spec(name).interactions is None for name in self.datasets + (self.case_study[0],))
+
+
+_SMOKE_TRAIN = TrainConfig(epochs=2, patience=2, batch_size=32, lr=3e-3, progress=False)
+
+# Demo budgets, measured on a busy 2-core CPU (one torch thread): a SASRec/FAME run 15-30 s, MOJITO about
+# 60 s (its epochs cost 3x SASRec's and it starts slowly, so no early stopping), SASRec-BCE about 15 s.
+_DEMO_TRAIN = TrainConfig(epochs=20, patience=4, batch_size=64, lr=3e-3)
+_DEMO_MOJITO_TRAIN = TrainConfig(epochs=12, patience=12, batch_size=64, lr=3e-3, select_metric="NDCG@10")
+
+# fame.md §4.4: Adam 1e-3, batch 256, at most 300 epochs, early stopping on validation NDCG@20, patience 40.
+_PAPER_TRAIN = TrainConfig(epochs=300, patience=40, batch_size=256, lr=1e-3, select_metric="NDCG@20")
+# mojito.md §3: batch 512, 100 epochs, no early stopping (patience = epochs), selection on sampled NDCG@10.
+_PAPER_MOJITO_TRAIN = TrainConfig(epochs=100, patience=100, batch_size=512, lr=1e-3, select_metric="NDCG@10")
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="tests only: a tiny synthetic world, 2 epochs, the smallest grids; every notebook in seconds",
+        fame_datasets=(SYNTHETIC,),
+        time_datasets=(SYNTHETIC,),
+        heads=(1, 2),
+        experts=(2,),
+        seeds=(0,),
+        train=_SMOKE_TRAIN,
+        mojito_train=TrainConfig(epochs=2, patience=2, batch_size=32, lr=3e-3, select_metric="NDCG@10",
+                                 progress=False),
+        d=16,
+        max_len=12,
+        dropout=0.2,
+        mojito_samples_step=3,
+        mojito_dropout=0.2,
+        synthetic=SyntheticConfig.smoke(),
+        case_study=(SYNTHETIC, 1),
+        case_study_heads=2,
+        single_heads=2,
+        single_experts=2,
+        cpu_threads=1,
+    ),
+    "demo": Profile(
+        name="demo",
+        description="offline demo: synthetic data (1,000 users, 500 items, planted facets and time effects), "
+                    "H in {1, 2, 4}, N in {2, 4, 8}, one seed, a few epochs; ./run_all.sh in about 10 minutes "
+                    "on a 2-core CPU",
+        fame_datasets=(SYNTHETIC,),
+        time_datasets=(SYNTHETIC,),
+        heads=(1, 2, 4),
+        experts=(2, 4, 8),
+        seeds=(0,),
+        train=_DEMO_TRAIN,
+        mojito_train=_DEMO_MOJITO_TRAIN,
+        d=32,
+        max_len=30,
+        dropout=0.2,
+        mojito_samples_step=5,
+        mojito_dropout=0.2,
+        synthetic=SyntheticConfig(),
+        case_study=(SYNTHETIC, 1),
+        case_study_heads=2,
+        single_heads=2,
+        single_experts=4,
+        mojito_cohort_size=500,    # 5 cohorts of 500 of the 1,000 users: halves MOJITO's per-epoch validation
+        cpu_threads=1,
+    ),
+    "paper": Profile(
+        name="paper",
+        description="the papers' settings: Beauty, Sports, Toys; H in {1,2,4,8,16}, N in {2,4,8,16,32}, "
+                    "seeds 1-3, d=64, dropout 0.5, 300 epochs with patience 40 (fame.md §10); MOJITO vs "
+                    "SASRec-BCE on ML-100K with MOJITO's ML-1M settings (mojito.md §3-4); GPU recommended",
+        fame_datasets=("beauty", "sports", "toys"),
+        time_datasets=("ml-100k",),
+        heads=(1, 2, 4, 8, 16),
+        experts=(2, 4, 8, 16, 32),
+        seeds=(1, 2, 3),
+        train=_PAPER_TRAIN,
+        mojito_train=_PAPER_MOJITO_TRAIN,
+        d=64,
+        max_len=50,
+        dropout=0.5,
+        mojito_samples_step=100,   # ML-1M's value; ML-100K is MovieLens too (mojito.md §1.4)
+        mojito_dropout=0.3,        # ML-1M's official config (mojito.md §3)
+        synthetic=None,
+        case_study=("sports", 230),
+        case_study_heads=2,
+        single_heads=2,
+        single_experts=4,
+        mojito_cohort_size=None,   # ML-100K has 943 users (< MOJITO's 5,000): every user in each cohort
+    ),
+}
+
+DEFAULT_PROFILE = "demo"
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; an unknown name raises ValueError listing the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
