@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from ..batch import Batch
 from ..data.sequences import SplitData
 from .base import ModelOutput, SequentialModel
-from .layers import FeedForward, FFNKind, PositionKind, attention_mask, init_normal, masked_softmax
-from .losses import LossPositions, item_cross_entropy, target_positions
-from .sasrec import SASRec, SASRecConfig, SequenceEncoder
+from .layers import FeedForward, attention_mask, init_normal, masked_softmax
+from .losses import item_cross_entropy, target_positions
+from .sasrec import BackboneConfig, SASRec, SASRecConfig, SequenceEncoder
 
 AttnResidual = Literal["slice", "none"]
 Mixture = Literal["logit", "probability"]
@@ -44,8 +44,8 @@ EXPERT_NOISE_STD = 0.01  # A6 'pretrained_noise': experts = pretrained W_Q^(h) +
 
 
 @dataclass(frozen=True)
-class FameConfig:
-    """Hyperparameters (fame.md §5-6). The backbone fields are SASRec's (``sasrec_config()``).
+class FameConfig(BackboneConfig):
+    """Hyperparameters (fame.md §5-6): SASRec's backbone (``sasrec_config()``) plus FAME's own.
 
     - ``n_experts``: N expert queries per head; 1 is FAME w/o MoE (§5.6), which always keeps the
       pretrained single query W_Q (``expert_init`` applies to N > 1 only).
@@ -57,39 +57,25 @@ class FameConfig:
     - ``ffn``: the feed-forward of the SASRec blocks (FAME's own FFN' is always ReLU d'×d').
     """
 
-    d: int = 64
-    n_blocks: int = 2
-    n_heads: int = 2
-    max_len: int = 50
-    attn_dropout: float = 0.5
-    hidden_dropout: float = 0.5
-    ffn: FFNKind = "gelu_4d"
-    positions: PositionKind = "slot"
-    init_std: float = 0.02
-    ln_eps: float = 1e-12
     n_experts: int = 4
     attn_residual: AttnResidual = "slice"
     mixture: Mixture = "logit"
     expert_init: ExpertInit = "random"
     wf_init: FacetInit = "random"
     expert_bias: bool = False
-    loss_positions: LossPositions = "all"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name, kind in (("attn_residual", AttnResidual), ("mixture", Mixture), ("expert_init", ExpertInit),
-                           ("wf_init", FacetInit), ("loss_positions", LossPositions)):
+                           ("wf_init", FacetInit)):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(f"{name} must be one of {get_args(kind)}, got {getattr(self, name)!r}")
         if self.n_experts < 1:
             raise ValueError(f"n_experts must be at least 1, got {self.n_experts}")
-        self.sasrec_config()  # validates d, n_heads and n_blocks
 
     def sasrec_config(self) -> SASRecConfig:
         """The SASRec-CE whose checkpoint this FAME is built from (same backbone, same H)."""
-        return SASRecConfig(d=self.d, n_blocks=self.n_blocks, n_heads=self.n_heads, max_len=self.max_len,
-                            attn_dropout=self.attn_dropout, hidden_dropout=self.hidden_dropout, ffn=self.ffn,
-                            positions=self.positions, loss="ce", loss_positions=self.loss_positions,
-                            init_std=self.init_std, ln_eps=self.ln_eps)
+        return SASRecConfig(**self.backbone(), loss="ce")
 
 
 class MoEAttention(nn.Module):

@@ -4,8 +4,8 @@ sampled negative per position."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -18,8 +18,8 @@ from .losses import LossPositions, bce_with_negatives, item_cross_entropy, targe
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
-    """Hyperparameters; the defaults are ICLRec's with CE (fame.md §4.4)."""
+class BackboneConfig:
+    """The Transformer backbone shared by SASRec and FAME; the defaults are ICLRec's (fame.md §4.4)."""
 
     d: int = 64
     n_blocks: int = 2
@@ -29,18 +29,34 @@ class SASRecConfig:
     hidden_dropout: float = 0.5
     ffn: FFNKind = "gelu_4d"
     positions: PositionKind = "slot"
-    loss: Literal["ce", "bce"] = "ce"
     loss_positions: LossPositions = "all"
     init_std: float = 0.02
     ln_eps: float = 1e-12
 
     def __post_init__(self) -> None:
-        if self.loss not in ("ce", "bce"):
-            raise ValueError(f"loss must be 'ce' or 'bce', got {self.loss!r}")
         if self.d % self.n_heads:
             raise ValueError(f"d={self.d} must be divisible by n_heads={self.n_heads}")
         if self.n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {self.n_blocks}")
+        for name, kind in (("ffn", FFNKind), ("positions", PositionKind), ("loss_positions", LossPositions)):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(f"{name} must be one of {get_args(kind)}, got {getattr(self, name)!r}")
+
+    def backbone(self) -> dict[str, Any]:
+        """The backbone fields as keyword arguments (to build a config of another model on them)."""
+        return {f.name: getattr(self, f.name) for f in fields(BackboneConfig)}
+
+
+@dataclass(frozen=True)
+class SASRecConfig(BackboneConfig):
+    """SASRec: the backbone plus its loss, CE over all items (default) or BCE with one negative."""
+
+    loss: Literal["ce", "bce"] = "ce"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss not in ("ce", "bce"):
+            raise ValueError(f"loss must be 'ce' or 'bce', got {self.loss!r}")
 
 
 class SequenceEncoder(nn.Module):
