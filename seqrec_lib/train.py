@@ -27,6 +27,7 @@ from .models.base import SequentialModel
 from .records import config_hash, provenance, save_torch_atomic, to_jsonable, write_json_atomic
 from .sampling import sample_negatives
 
+BATCH_BAR_MIN_STEPS = 50  # a per-batch progress bar only for epochs this long (short ones just bloat logs)
 SPLIT_DESCRIPTION = ("leave-one-out: train input s[:-3] with a target at every position, valid input s[:-2] "
                      "→ s[-2], test input s[:-1] → s[-1]; left-padded to max_len")
 
@@ -117,7 +118,8 @@ class Trainer:
         order = torch.randperm(len(train), device=train.device)
         total, steps = torch.zeros((), device=train.device), 0
         batches = range(0, len(train), cfg.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not cfg.progress):
+        show = cfg.progress and len(batches) >= BATCH_BAR_MIN_STEPS
+        for start in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show):
             batch = train.select(order[start:start + cfg.batch_size])
             if model.n_negatives:
                 exclude = split.valid_history.mask(batch.users, split.n_items)

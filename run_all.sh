@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Execute every notebook in order with papermill and collect what they produce under outputs/<profile>/:
+#   notebooks/  the executed notebooks (01_train once per model: 01_train_sasrec.ipynb, ...)
+#   figures/    every figure as PNG and PDF
+#   results/    tables (CSV and markdown) and result JSON
+#   runs/       one folder per training run (record + checkpoints); finished runs are skipped, so an
+#               interrupted ./run_all.sh continues where it stopped when started again
+#   logs/       papermill's log of each notebook
+# Stops at the first failing notebook, naming it and showing the error.
+#
+# Usage: ./run_all.sh [--profile smoke|demo|paper] [--kernel NAME]     (default: demo, kernel seqrec)
+# The Python used is $PYTHON, else the active virtual/conda environment's python, else .venv/bin/python.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$PWD"
+
+PROFILE="demo"
+KERNEL="seqrec"
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --profile) PROFILE="${2:?--profile needs a name}"; shift 2 ;;
+        --profile=*) PROFILE="${1#*=}"; shift ;;
+        --kernel) KERNEL="${2:?--kernel needs a name}"; shift 2 ;;
+        --kernel=*) KERNEL="${1#*=}"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ]] && command -v python >/dev/null; then PYTHON="python"
+    elif [[ -x .venv/bin/python ]]; then PYTHON="$ROOT/.venv/bin/python"
+    else PYTHON="python3"; fi
+fi
+if ! "$PYTHON" -c "import seqrec_lib, papermill, ipykernel" 2>/dev/null; then
+    echo "run_all.sh: $PYTHON cannot import seqrec_lib, papermill and ipykernel." >&2
+    echo "Install them first: pip install -e \".[notebooks]\" (see README)." >&2
+    exit 1
+fi
+if ! "$PYTHON" -c "from seqrec_lib.profiles import get_profile; get_profile('$PROFILE')" 2>/dev/null; then
+    echo "run_all.sh: unknown profile '$PROFILE'." >&2
+    "$PYTHON" -c "from seqrec_lib.profiles import PROFILES; print('Known profiles:', ', '.join(PROFILES))" >&2 || true
+    exit 2
+fi
+
+# The kernel must run this Python; (re)install its spec when it is missing or points elsewhere.
+KERNEL_PYTHON="$("$PYTHON" - "$KERNEL" <<'EOF' 2>/dev/null || true
+import sys
+from jupyter_client.kernelspec import KernelSpecManager
+print(KernelSpecManager().get_kernel_spec(sys.argv[1]).argv[0])
+EOF
+)"
+THIS_PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
+if [[ "$KERNEL_PYTHON" != "$THIS_PYTHON" ]]; then
+    echo "Installing the Jupyter kernel '$KERNEL' for $THIS_PYTHON"
+    "$PYTHON" -m ipykernel install --user --name "$KERNEL" --display-name "Python ($KERNEL)" >/dev/null
+fi
+
+OUT="$ROOT/outputs/$PROFILE"
+mkdir -p "$OUT/notebooks" "$OUT/logs"
+T0=$(date +%s)
+
+# run_notebook NOTEBOOK OUTPUT_NAME [papermill -p NAME VALUE ...]
+run_notebook() {
+    local nb="$1" name="$2"; shift 2
+    local log="$OUT/logs/$name.log" start end
+    start=$(date +%s)
+    printf '%-28s ' "$name"
+    if "$PYTHON" -m papermill "notebooks/$nb.ipynb" "$OUT/notebooks/$name.ipynb" -k "$KERNEL" --cwd notebooks \
+            --no-progress-bar -p profile "$PROFILE" -p outputs "$ROOT/outputs" "$@" >"$log" 2>&1; then
+        end=$(date +%s)
+        printf 'ok  %5ds\n' $((end - start))
+    else
+        end=$(date +%s)
+        printf 'FAILED after %ds\n\n' $((end - start))
+        echo "Notebook $nb failed (profile $PROFILE). The error:" >&2
+        # papermill prints the failing cell's traceback after its "Exception encountered" banner
+        if grep -q "Exception encountered" "$log"; then
+            sed -n '/Exception encountered/,$p' "$log" | tail -n 40 >&2
+        else
+            tail -n 40 "$log" >&2
+        fi
+        echo >&2
+        echo "Executed notebook (with the error cell): $OUT/notebooks/$name.ipynb" >&2
+        echo "Full log: $log" >&2
+        exit 1
+    fi
+}
+
+echo "Profile $PROFILE, kernel $KERNEL, outputs in $OUT"
+run_notebook 00_data 00_data
+for model in sasrec fame mojito; do
+    run_notebook 01_train "01_train_$model" -p model "$model"
+done
+run_notebook 02_head_sweep 02_head_sweep
+run_notebook 03_expert_sweep 03_expert_sweep
+run_notebook 04_head_diversity 04_head_diversity
+run_notebook 05_case_study 05_case_study
+run_notebook 06_results 06_results
+T1=$(date +%s)
+
+echo
+echo "Produced under $OUT:"
+for dir in notebooks figures results; do
+    [[ -d "$OUT/$dir" ]] || continue
+    echo "  $dir/"
+    (cd "$OUT/$dir" && find . -type f | sort | while read -r f; do
+        printf '    %-48s %8s\n' "${f#./}" "$(numfmt --to=iec --suffix=B "$(stat -c %s "$f")")"
+    done)
+done
+if [[ -d "$OUT/runs" ]]; then
+    printf '  runs/  %s run folders, %s\n' "$(find "$OUT/runs" -mindepth 1 -maxdepth 1 -type d | wc -l)" \
+        "$(du -sh "$OUT/runs" | cut -f1)"
+fi
+WALL=$((T1 - T0))
+printf 'Wall time: %dm %02ds (%ds)\n' $((WALL / 60)) $((WALL % 60)) "$WALL"

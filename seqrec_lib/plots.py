@@ -1,0 +1,618 @@
+"""The figures of the notebooks: one function per figure, each returning a ``matplotlib.figure.Figure``.
+
+Every figure has a title, labelled axes and a legend, gives each model ONE colour (``PALETTE``, keyed by the
+labels of ``experiments.results_frame``: "SASRec-CE", "SASRec-BCE", "FAME w/o MoE", "FAME", "MOJITO",
+"MostPop"), and states its dataset, metric and protocol (panel titles plus a footnote line).
+``save_figure(fig, out_dir, name)`` writes ``name.png`` and ``name.pdf``.
+
+Figures are built with ``Figure()`` directly (no pyplot state), so they work under any backend; a
+notebook shows one by ending a cell with it. Headless (no display, not in a kernel) the Agg backend is
+selected for anything else that imports pyplot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if not os.environ.get("MPLBACKEND") and not os.environ.get("DISPLAY") and "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+
+__all__ = [
+    "PALETTE", "PAPER_COLOUR", "colour", "dataset_title", "metric_column", "save_figure",
+    "length_distribution_figure", "learning_curves_figure", "head_sweep_figure", "expert_sweep_figure",
+    "head_diversity_figure", "case_study_figure", "facet_alignment_figure", "results_figure", "markdown_table",
+    "save_table",
+]
+
+# ---------------------------------------------------------------------------------------------------------
+# one colour per model, in every figure
+
+PALETTE: dict[str, str] = {
+    "SASRec-CE": "#1f77b4",      # blue
+    "SASRec-BCE": "#17becf",     # cyan
+    "FAME w/o MoE": "#d62728",   # red: also the reference line of the expert sweep (FAME Fig. 6)
+    "FAME": "#2ca02c",           # green
+    "MOJITO": "#9467bd",         # purple
+    "MostPop": "#7f7f7f",        # grey
+}
+ALIASES: dict[str, str] = {
+    "sasrec": "SASRec-CE", "sasrec-ce": "SASRec-CE", "sasrec_ce": "SASRec-CE", "sasrec-bce": "SASRec-BCE",
+    "sasrec_bce": "SASRec-BCE", "fame w/o moe": "FAME w/o MoE", "fame-wo-moe": "FAME w/o MoE",
+    "fame_wo_moe": "FAME w/o MoE", "fame": "FAME", "mojito": "MOJITO", "pop": "MostPop",
+    "mostpop": "MostPop", "most popular": "MostPop", "mostpopular": "MostPop",
+}
+PAPER_COLOUR = "black"      # the papers' numbers, wherever they are drawn
+_EXTRA = ("#8c564b", "#e377c2", "#bcbd22", "#ff7f0e", "#393b79", "#637939")
+_NEUTRAL = "#4a5a6a"        # non-model series (datasets, histories)
+
+DATASET_TITLES: dict[str, str] = {
+    "beauty": "Beauty", "sports": "Sports", "toys": "Toys", "ml-20m": "ML-20m", "ml-1m": "ML-1M",
+    "ml-100k": "ML-100K", "amazon-book": "Amazon Book", "lfm-1b": "LFM-1b", "synthetic": "Synthetic",
+}
+
+
+def canonical_label(label: str) -> str:
+    """The palette key of a model label ("sasrec" → "SASRec-CE"); unknown labels come back unchanged."""
+    if label in PALETTE:
+        return label
+    return ALIASES.get(str(label).strip().lower(), label)
+
+
+def colour(label: str) -> str:
+    """The colour of a model label; a label outside the palette gets a stable extra colour."""
+    key = canonical_label(label)
+    if key in PALETTE:
+        return PALETTE[key]
+    return _EXTRA[sum(map(ord, str(key))) % len(_EXTRA)]
+
+
+def dataset_title(name: str) -> str:
+    return DATASET_TITLES.get(str(name), str(name))
+
+
+def metric_column(metric: str, split: str = "test", protocol: str = "full") -> str:
+    """The ``results_frame`` column of a metric: ``test_full_NDCG@20``."""
+    return f"{split}_{protocol}_{metric}"
+
+
+def _order_labels(labels: Sequence[str]) -> list[str]:
+    """Palette order first, then the rest in the order given."""
+    seen = list(dict.fromkeys(labels))
+    known = [k for k in PALETTE if k in seen]
+    return known + [label for label in seen if label not in PALETTE]
+
+
+def _footnote(fig: Figure, text: str | None, width: int | None = None) -> None:
+    """A small grey note (wrapped) in a band reserved under the panels (and under a bottom legend)."""
+    if not text:
+        return
+    width = width or max(60, int(fig.get_figwidth() * 15))
+    wrapped = "\n".join(textwrap.fill(part, width) for part in str(text).split("\n"))
+    height = fig.get_figheight()
+    band = (0.14 * (wrapped.count("\n") + 1) + 0.12) / height       # figure fraction
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0.0, band, 1.0, 1.0 - band))
+    fig.text(0.01, band - 0.04 / height, wrapped, ha="left", va="top", fontsize=7.5, color="#555555")
+
+
+def _figure(n_rows: int, n_cols: int, width: float, height: float, **kw: Any) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, **kw)
+    return fig, axes
+
+
+def save_figure(fig: Figure, out_dir: str | Path, name: str, dpi: int = 150) -> list[Path]:
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf``; returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+        paths.append(path)
+    return paths
+
+
+def _empty(ax: Any, text: str = "no runs") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 00_data
+
+
+def length_distribution_figure(lengths: Mapping[str, Sequence[int] | np.ndarray], max_len: int | None = None,
+                               footnote: str | None = None) -> Figure:
+    """One histogram per dataset of the users' sequence lengths (log-spaced bins, log counts), with the
+    median and the truncation length ``max_len`` marked."""
+    names = list(lengths)
+    n = max(1, len(names))
+    fig, axes = _figure(1, n, width=min(max(5.5, 3.8 * n + 0.6), 16), height=3.4)
+    for ax, name in zip(axes[0], names):
+        values = np.asarray(lengths[name], dtype=float)
+        if len(values) == 0:
+            _empty(ax, "no users")
+            continue
+        lo, hi = max(1.0, values.min()), max(values.max(), values.min() + 1)
+        bins = np.unique(np.round(np.geomspace(lo, hi + 1, 30)))
+        wide = hi / lo > 20                      # heavy-tailed (real data): log axes
+        if not wide:
+            bins = np.arange(np.floor(lo), hi + 2) - 0.5 if hi - lo < 60 else 30
+        ax.hist(values, bins=bins, color=_NEUTRAL, alpha=0.85, label="users")
+        if wide:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(ScalarFormatter())
+                axis.set_minor_formatter(NullFormatter())
+        med = float(np.median(values))
+        ax.axvline(med, color="black", ls="--", lw=1.2, label=f"median = {med:g}")
+        if max_len is not None:
+            share = float((values > max_len).mean())
+            ax.axvline(max_len, color="#b8860b", ls=":", lw=1.5,
+                       label=f"max_len = {max_len} ({share:.1%} longer)")
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * (4.0 if wide else 1.4))       # headroom for the legend
+        ax.set_title(f"{dataset_title(name)}: {len(values):,} users")
+        ax.set_xlabel("interactions per user" + (" (log scale)" if wide else ""))
+        ax.set_ylabel("users" + (" (log scale)" if wide else ""))
+        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
+    for ax in axes[0][len(names):]:
+        _empty(ax, "no dataset")
+    fig.suptitle("Sequence-length distribution per dataset")
+    _footnote(fig, footnote or "Lengths after preprocessing (k-core), whole sequences before the leave-one-out "
+                               "split; inputs longer than max_len are left-truncated.")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 01_train
+
+
+def learning_curves_figure(epoch_log: Sequence[Mapping[str, Any]], label: str, dataset: str,
+                           metric: str = "NDCG@20", protocol: str | None = None,
+                           extra_metrics: Sequence[str] = ("HR@20",)) -> Figure:
+    """Training loss (left) and validation metrics (right) per epoch for one run, best epoch marked.
+
+    ``epoch_log`` is a record's ``epoch_log``: entries {epoch, loss, valid: {metric: value}, ...}."""
+    fig, axes = _figure(1, 2, width=10, height=3.6)
+    ax_loss, ax_val = axes[0]
+    c = colour(label)
+    epochs = [int(e["epoch"]) for e in epoch_log]
+    if not epochs:
+        _empty(ax_loss, "no training epochs (nothing to train)")
+        _empty(ax_val, "no training epochs")
+    else:
+        ax_loss.plot(epochs, [e["loss"] for e in epoch_log], color=c, marker="o", ms=3, label=f"{label} training loss")
+        main = [e["valid"].get(metric, np.nan) for e in epoch_log]
+        ax_val.plot(epochs, main, color=c, marker="o", ms=3, label=f"valid {metric}")
+        for style, m in zip(("--", ":", "-."), extra_metrics):
+            vals = [e["valid"].get(m, np.nan) for e in epoch_log]
+            if not np.all(np.isnan(vals)):
+                ax_val.plot(epochs, vals, color=c, ls=style, alpha=0.7, label=f"valid {m}")
+        best = int(np.nanargmax(main)) if not np.all(np.isnan(main)) else None
+        if best is not None:
+            for ax in (ax_loss, ax_val):
+                ax.axvline(epochs[best], color="#888888", ls=":", lw=1)
+            ax_val.plot([epochs[best]], [main[best]], marker="*", ms=12, color=c, ls="none",
+                        label=f"best epoch {epochs[best]} ({main[best]:.4f})")
+        ax_loss.legend(fontsize=8)
+        ax_val.legend(fontsize=8)
+    ax_loss.set_title(f"{label} on {dataset_title(dataset)}: training loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss (mean over batches)")
+    ax_val.set_title(f"{label} on {dataset_title(dataset)}: validation {metric}")
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel(f"validation {metric}")
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Learning curves: {label}, {dataset_title(dataset)}")
+    _footnote(fig, f"Validation protocol: {protocol}" if protocol else None)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 02 / 03: FAME Figures 5 and 6
+
+
+def _mean_std(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
+    """Mean and std over seeds (std 0 for one seed) of ``column`` per ``keys``."""
+    if column not in frame.columns:
+        raise KeyError(f"the results frame has no column {column!r}; columns: {sorted(frame.columns)}")
+    g = frame.groupby(keys, sort=True)[column]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def _sweep_figure(frame: pd.DataFrame, x: str, x_label: str, labels: Sequence[str], datasets: Sequence[str] | None,
+                  metrics: Sequence[str], split: str, protocol: str, title: str, footnote: str | None,
+                  mark: Mapping[str, int] | None, mark_text: str,
+                  reference: Mapping[str, Mapping[str, float]] | None, reference_text: str) -> Figure:
+    datasets = list(datasets) if datasets is not None else list(dict.fromkeys(frame["dataset"]))
+    n = max(1, len(datasets))
+    fig, axes = _figure(len(metrics), n, width=min(max(7.5, 3.3 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6)
+    handles: dict[str, Any] = {}
+    for col, dataset in enumerate(datasets):
+        sub = frame[frame["dataset"] == dataset]
+        xs = sorted({int(v) for v in sub[x].dropna()}) if len(sub) else []
+        pos = {v: i for i, v in enumerate(xs)}
+        for row, metric in enumerate(metrics):
+            ax = axes[row, col]
+            column = metric_column(metric, split, protocol)
+            plotted = False
+            for label in labels:
+                part = sub[sub["label"] == label]
+                if part.empty:
+                    continue
+                stats = _mean_std(part, [x], column)
+                px = [pos[int(v)] for v in stats[x]]
+                h = ax.errorbar(px, stats["mean"], yerr=stats["std"] if (stats["count"] > 1).any() else None,
+                                color=colour(label), marker="o", ms=5, lw=1.8, capsize=3, label=label)
+                handles.setdefault(label, h)
+                plotted = True
+            if reference is not None and dataset in reference and metric in reference[dataset]:
+                h = ax.axhline(reference[dataset][metric], color=PALETTE["FAME w/o MoE"], ls="--", lw=1.5,
+                               label=reference_text)
+                handles.setdefault(reference_text, h)
+            if mark is not None and dataset in mark and int(mark[dataset]) in pos:
+                h = ax.axvspan(pos[int(mark[dataset])] - 0.3, pos[int(mark[dataset])] + 0.3, color="#dddddd",
+                               zorder=0, label=mark_text)
+                handles.setdefault(mark_text, h)
+            if not plotted:
+                _empty(ax)
+            ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+            if xs:
+                ax.set_xlim(-0.5, len(xs) - 0.5)
+            ax.set_title(f"({chr(97 + row * n + col)}) {dataset_title(dataset)}: {split} {metric}", fontsize=10)
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(f"{split} {metric}")
+            ax.grid(axis="y", alpha=0.3)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right center",
+                   frameon=False)
+    fig.suptitle(title)
+    _footnote(fig, footnote)
+    return fig
+
+
+def head_sweep_figure(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
+                      metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test", protocol: str = "full",
+                      protocol_text: str | None = None, best_heads: Mapping[str, int] | None = None,
+                      labels: Sequence[str] = ("SASRec-CE", "FAME w/o MoE")) -> Figure:
+    """FAME Figure 5: SASRec vs FAME w/o MoE as the number of heads H varies; top row NDCG@20, bottom row
+    HR@20, one column per dataset. ``frame`` is an ``experiments.results_frame`` (columns label, dataset,
+    heads, seed, ``<split>_<protocol>_<metric>``); seeds are averaged (whiskers: std over seeds).
+    ``best_heads`` shades the H chosen on validation."""
+    note = [f"Points: {split} metrics of the best-validation checkpoint; mean over seeds (whiskers: std when "
+            f"more than one seed). FAME w/o MoE is fine-tuned from the SASRec-CE checkpoint with the same H."]
+    if protocol_text:
+        note.append(f"Protocol: {protocol_text}")
+    return _sweep_figure(frame, "heads", "number of heads H", labels, datasets, metrics, split, protocol,
+                         "Performance vs number of heads (FAME Fig. 5)", "\n".join(note), best_heads,
+                         "H* chosen on validation NDCG@20", None, "")
+
+
+def expert_sweep_figure(frame: pd.DataFrame, reference: Mapping[str, Mapping[str, float]],
+                        heads: Mapping[str, int] | None = None, datasets: Sequence[str] | None = None,
+                        metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test",
+                        protocol: str = "full", protocol_text: str | None = None,
+                        best_experts: Mapping[str, int] | None = None, label: str = "FAME") -> Figure:
+    """FAME Figure 6: FAME at H* as the number of experts N varies, with a red dashed line at the best FAME
+    w/o MoE (its value at H*); same layout as Figure 5. ``reference[dataset][metric]`` gives the line."""
+    hs = ", ".join(f"{dataset_title(d)} H*={h}" for d, h in (heads or {}).items())
+    note = [f"FAME at the H* chosen on validation in the head sweep ({hs or 'see notebook'}); mean over seeds "
+            f"(whiskers: std). The red line is FAME w/o MoE (N = 1) at H*."]
+    if protocol_text:
+        note.append(f"Protocol: {protocol_text}")
+    return _sweep_figure(frame, "experts", "number of experts N", [label], datasets, metrics, split, protocol,
+                         "Performance vs number of experts (FAME Fig. 6)", "\n".join(note), best_experts,
+                         "N* chosen on validation NDCG@20", reference, "best FAME w/o MoE (at H*)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 04: head diversity
+
+_QUANTITY_TEXT = {
+    "attention": ("attention maps", "mean pairwise ‖Â_h − Â_h'‖_F"),
+    "attention_norm": ("attention maps, scale-free (0..1)", "D_att / √(2 n_u)"),
+    "output": ("head outputs", "mean pairwise ‖Ô_h − Ô_h'‖_F"),
+    "output_norm": ("head outputs, unit-norm", "D_out on unit-norm outputs (0..2)"),
+}
+
+
+def head_diversity_figure(frame: pd.DataFrame, dataset: str, quantities: Sequence[str] | None = None,
+                          footnote: str | None = None) -> Figure:
+    """Per-layer bars with bootstrap CI whiskers of the head distances (mojito.md §6), one bar per model.
+
+    ``frame``: ``analysis.head_diversity`` tables concatenated with a ``label`` column (columns label,
+    layer, quantity, mean, ci_low, ci_high, n_users, n_heads); one panel per quantity."""
+    quantities = list(quantities or [q for q in _QUANTITY_TEXT if q in set(frame["quantity"])])
+    labels = _order_labels(list(frame["label"]))
+    n = max(1, len(quantities))
+    fig, axes = _figure(1, n, width=min(max(7.5, 4.2 * n + 2.2), 18), height=3.8)
+    width = 0.8 / max(1, len(labels))
+    handles: dict[str, Any] = {}
+    for ax, q in zip(axes[0], quantities):
+        sub = frame[frame["quantity"] == q]
+        layers = sorted({int(v) for v in sub["layer"]})
+        for i, label in enumerate(labels):
+            part = sub[sub["label"] == label].set_index("layer")
+            xs = [layers.index(int(layer)) + (i - (len(labels) - 1) / 2) * width for layer in part.index]
+            if not xs:
+                continue
+            err = np.vstack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]).clip(min=0)
+            h = ax.bar(xs, part["mean"], width=width * 0.95, yerr=err, capsize=3, color=colour(label),
+                       label=label, error_kw={"elinewidth": 1.2, "ecolor": "#222222"})
+            handles.setdefault(label, h)
+        if sub.empty:
+            _empty(ax, "no model with H >= 2")
+        name, ylabel = _QUANTITY_TEXT.get(q, (q, q))
+        ax.set_xticks(range(len(layers)), [f"layer {layer}" for layer in layers])
+        ax.set_xlabel("attention layer (1 = lowest)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{dataset_title(dataset)}: {name}", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right center",
+                   frameon=False)
+    users = sorted({int(v) for v in frame.get("n_users", pd.Series(dtype=int))})
+    heads = sorted({int(v) for v in frame.get("n_heads", pd.Series(dtype=int))})
+    fig.suptitle(f"Head diversity on {dataset_title(dataset)}: pairwise distances between heads "
+                 f"(H = {', '.join(map(str, heads)) or '?'})")
+    _footnote(fig, footnote or f"Test inputs, {', '.join(map(str, users)) or '?'} users; bars: mean over users, "
+                               "whiskers: 95% percentile-bootstrap interval (2,000 resamples). Compare attention "
+                               "across models; output distances mainly within a model (mojito.md §6).")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 05: case study (FAME Figure 7)
+
+
+def _facet_text(labels: Mapping[str, Sequence[str]] | None, width: int = 14) -> str:
+    if not labels:
+        return ""
+    parts = []
+    for values in labels.values():
+        if values:
+            parts.append(",".join(str(v) for v in list(values)[:2]) + ("…" if len(values) > 2 else ""))
+    text = " · ".join(parts)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _colour_values(case: Any, facet: str | None, rows: list[list[int]], emphasis: Sequence[str] = (),
+                   n_colours: int = 8) -> dict[str, str]:
+    """Labels of ``facet`` among the shown items → a qualitative colour each: first the ``emphasis``
+    labels (e.g. the user's known preferences), then the target's, then the most frequent."""
+    if facet is None:
+        return {}
+    counts: dict[str, int] = {}
+    target_labels = tuple(case.facets.get(case.target, {}).get(facet, ()))
+    for items in rows:
+        for item in items:
+            for v in case.facets.get(item, {}).get(facet, ()):
+                counts[v] = counts.get(v, 0) + 1
+    first = [v for v in emphasis if v in counts]
+    ranked = first + sorted((v for v in counts if v not in first),
+                            key=lambda v: (v not in target_labels, -counts[v], v))
+    ranked = ranked[:max(n_colours, len(first))]
+    cmap = matplotlib.colormaps["Set2"] if len(ranked) <= 8 else matplotlib.colormaps["tab20"]
+    return {v: to_hex(cmap(i % cmap.N)) for i, v in enumerate(ranked)}
+
+
+def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_history: int | None = None,
+                      baseline_label: str = "SASRec-CE", model_label: str = "FAME",
+                      emphasis: Sequence[str] = (), footnote: str | None = None) -> Figure:
+    """FAME Figure 7 as a grid: the user's history, each head's top-k with its gate weight and the
+    target's rank, the combined FAME list and the baseline's list; the ground-truth item is outlined in
+    gold, cells are coloured by the item's ``facet`` label (default: the first known facet) and show the
+    item id with its facet labels; ``emphasis`` labels (e.g. the user's planted preferences) get colours
+    first and are marked in the legend. ``case`` is an ``analysis.CaseStudy``."""
+    k = int(case.k)
+    facet_names = sorted({f for labels in case.facets.values() for f in labels})
+    if facet is None and facet_names:
+        facet = facet_names[0]
+    history = list(case.history)
+    shown = max(1, (max_history or k) - 1)          # the history row ends with the target
+    hist_shown = history[-shown:]
+    rows: list[tuple[str, list[int], str]] = [
+        (f"history (last {len(hist_shown)} of {len(history)})\n→ target", hist_shown + [case.target], _NEUTRAL)]
+    for h in range(case.n_heads):
+        rows.append((f"head {h + 1}: gate {float(case.gate[h]):.2f}\ntarget rank {case.head_ranks[h] + 1}",
+                     list(case.head_lists[h]), colour(model_label)))
+    rows.append((f"{model_label} (combined)\ntarget rank {case.combined_rank + 1}", list(case.combined_list),
+                 colour(model_label)))
+    if case.baseline_list is not None:
+        rows.append((f"{baseline_label} (no head gate)\ntarget rank {case.baseline_rank + 1}",
+                     list(case.baseline_list), colour(baseline_label)))
+    n_cols = max(k, len(hist_shown) + 1)
+    colours = _colour_values(case, facet, [r[1] for r in rows], emphasis)
+    fig = Figure(figsize=(max(8.0, 1.05 * n_cols + 2.6), 0.78 * len(rows) + 1.9), layout="constrained")
+    ax = fig.add_subplot()
+    for r, (name, items, row_colour) in enumerate(rows):
+        y = len(rows) - 1 - r
+        for c, item in enumerate(items):
+            labels = case.facets.get(item, {})
+            values = labels.get(facet, ()) if facet else ()
+            face = next((colours[v] for v in values if v in colours), "#f2f2f2")
+            is_target = item == case.target
+            ax.add_patch(Rectangle((c + 0.04, y + 0.06), 0.92, 0.8, facecolor=face,
+                                   edgecolor="#d4a017" if is_target else "#bbbbbb", lw=3.2 if is_target else 0.8))
+            ax.text(c + 0.5, y + 0.58, str(item), ha="center", va="center", fontsize=9,
+                    fontweight="bold" if is_target else "normal")
+            ax.text(c + 0.5, y + 0.28, _facet_text(labels), ha="center", va="center", fontsize=6.5, color="#333333")
+        if r == 0:        # the target closes the history row
+            c = len(items) - 1
+            ax.plot([c, c], [y + 0.02, y + 0.9], color="#d4a017", ls="--", lw=1.2)
+            ax.text(c + 0.5, y + 0.93, "target", ha="center", va="bottom", fontsize=7, color="#8a6d00")
+    ax.set_xlim(-0.05, n_cols + 0.05)
+    ax.set_ylim(-0.1, len(rows))
+    ax.set_xticks([c + 0.5 for c in range(n_cols)], [str(c + 1) for c in range(n_cols)])
+    ax.set_yticks([len(rows) - 1 - r + 0.46 for r in range(len(rows))], [r[0] for r in rows], fontsize=8.5)
+    for tick, (_, _, row_colour) in zip(ax.get_yticklabels(), rows):
+        tick.set_color(row_colour)
+        tick.set_fontweight("bold")
+    ax.tick_params(axis="both", length=0)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel("position in the list (rank 1 = top; history: oldest → most recent, then the held-out target)")
+    ax.set_ylabel("list (history, each head, combined, baseline)")
+    handles: list[Any] = [Patch(facecolor="white", edgecolor="#d4a017", lw=3, label=f"ground truth: item {case.target}")]
+    handles += [Patch(facecolor=c, edgecolor="#bbbbbb", label=f"{facet} {v}" + (" (preferred)" if v in emphasis else ""))
+                for v, c in colours.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+              title=f"cell colour: {facet}" if facet else None, title_fontsize=8)
+    which = {"test": "test target s[-1]", "valid": "validation target s[-2]",
+             "train": "last training target s[-3]"}.get(case.which, case.which)
+    fig.suptitle(f"Case study (FAME Fig. 7): {dataset_title(dataset)}, user {case.user}, H = {case.n_heads}, "
+                 f"top-{k}, {which}")
+    _footnote(fig, footnote or "Full ranking over all items with the user's history (other than the target) "
+                               "excluded; ranks are 1-based. Gate weights are FAME's g̃ at the last position "
+                               "(Eq. 10). Cell text: item id, then its facet labels.")
+    return fig
+
+
+def facet_alignment_figure(frame: pd.DataFrame, dataset: str, facet: str, model_label: str = "FAME",
+                           footnote: str | None = None) -> Figure:
+    """Per head (and the combined list): the share of its top-k items carrying the user's dominant
+    ``facet`` label, with bootstrap CIs and the chance level (``analysis.head_facet_alignment``)."""
+    fig, axes = _figure(1, 1, width=6.2, height=3.6)
+    ax = axes[0, 0]
+    xs = np.arange(len(frame))
+    err = np.vstack([frame["share"] - frame["ci_low"], frame["ci_high"] - frame["share"]]).clip(min=0)
+    ax.bar(xs, frame["share"], yerr=err, capsize=3, color=colour(model_label), alpha=0.85,
+           label=f"{model_label}: share of top-k with the user's {facet}")
+    chance = float(frame["chance"].iloc[0]) if len(frame) else np.nan
+    ax.axhline(chance, color="black", ls=":", lw=1.2, label=f"chance ({chance:.2f})")
+    names = [f"{row.list}\n(gate {row.gate:.2f})" if pd.notna(row.gate) else str(row.list)
+             for row in frame.itertuples()]
+    ax.set_xticks(xs, names)
+    top = float(np.nanmax(np.append(frame["ci_high"].to_numpy(dtype=float), chance))) if len(frame) else 1.0
+    ax.set_ylim(0, min(1.05, max(0.1, 1.35 * top)))
+    ax.set_xlabel("list")
+    ax.set_ylabel(f"share with dominant {facet}")
+    ax.set_title(f"{dataset_title(dataset)}: which head follows {facet}?", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"Head-facet alignment ({facet})")
+    n = int(frame["n_users"].iloc[0]) if len(frame) else 0
+    _footnote(fig, footnote or f"Test inputs, {n} users; whiskers: 95% bootstrap interval. A user's dominant "
+                               f"{facet} is the label most of their history carries.")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 06: results beside the papers'
+
+
+def results_figure(frame: pd.DataFrame, metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test",
+                   protocol: str = "full", paper: pd.DataFrame | None = None, protocol_text: str | None = None,
+                   datasets: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Our test metrics per model (bars, whiskers: std over seeds) for each dataset (columns) and metric
+    (rows); the papers' values, when given (``paper``: columns dataset, label, metric, value), as black
+    diamonds over the matching bar."""
+    datasets = list(datasets) if datasets is not None else list(dict.fromkeys(frame["dataset"]))
+    labels = _order_labels(list(frame["label"]))
+    n = max(1, len(datasets))
+    fig, axes = _figure(len(metrics), n, width=min(max(7.5, 3.4 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6)
+    handles: dict[str, Any] = {}
+    width = 0.8
+    for col, dataset in enumerate(datasets):
+        sub = frame[frame["dataset"] == dataset]
+        present = [label for label in labels if label in set(sub["label"])]
+        for row, metric in enumerate(metrics):
+            ax = axes[row, col]
+            column = metric_column(metric, split, protocol)
+            for i, label in enumerate(present):
+                part = sub[sub["label"] == label]
+                vals = part[column].dropna() if column in part else pd.Series(dtype=float)
+                if vals.empty:
+                    continue
+                std = float(vals.std()) if len(vals) > 1 else 0.0
+                h = ax.bar(i, float(vals.mean()), width=width, yerr=std if len(vals) > 1 else None, capsize=3,
+                           color=colour(label), label=label)
+                handles.setdefault(label, h)
+                if paper is not None and len(paper):
+                    hit = paper[(paper["dataset"] == dataset) & (paper["label"] == label) & (paper["metric"] == metric)]
+                    if len(hit):
+                        h = ax.plot([i], [float(hit["value"].iloc[0])], marker="D", ms=7, color=PAPER_COLOUR,
+                                    ls="none", label="paper's value")[0]
+                        handles.setdefault("paper's value", h)
+            if not present:
+                _empty(ax)
+            ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=8)
+            ax.set_title(f"{dataset_title(dataset)}: {split} {metric} ({protocol})", fontsize=10)
+            ax.set_xlabel("model")
+            ax.set_ylabel(f"{split} {metric}")
+            ax.grid(axis="y", alpha=0.3)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right center",
+                   frameon=False)
+    fig.suptitle(title or f"Test results per model ({protocol} ranking)")
+    _footnote(fig, f"Protocol: {protocol_text}" if protocol_text else None)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tables: CSV and markdown copies
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _flat_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Two-level column names ("sampled", "NDCG@10") → "sampled NDCG@10"."""
+    if not isinstance(frame.columns, pd.MultiIndex):
+        return frame
+    out = frame.copy()
+    out.columns = [" ".join(str(p) for p in parts if str(p)) for parts in frame.columns]
+    return out
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
+    """``frame`` as a GitHub-flavoured markdown table (floats with ``digits`` decimals; no extra packages)."""
+    frame = _flat_columns(frame)
+    df = frame.reset_index() if index and not isinstance(frame.index, pd.RangeIndex) else frame
+    header = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def save_table(frame: pd.DataFrame, out_dir: str | Path, name: str, note: str | None = None,
+               digits: int = 4) -> list[Path]:
+    """Write ``out_dir/name.csv`` (full precision) and ``out_dir/name.md`` (the table, then ``note``,
+    e.g. the evaluation protocol); returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv, md = out / f"{name}.csv", out / f"{name}.md"
+    frame = _flat_columns(frame)
+    index = not isinstance(frame.index, pd.RangeIndex)
+    frame.to_csv(csv, index=index)
+    text = markdown_table(frame, digits, index) + "\n"
+    if note:
+        text += "\n" + note.strip() + "\n"
+    md.write_text(text)
+    return [csv, md]
