@@ -15,7 +15,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import torch
 
 from seqrec_lib.data import build_splits, load_dataset
 from seqrec_lib.models.fame import FameConfig

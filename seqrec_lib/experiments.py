@@ -44,7 +44,7 @@ from .models.registry import build_model, get_entry, make_config
 from .models.sasrec import SASRecConfig
 from .profiles import SYNTHETIC, Profile
 from .records import write_json_atomic
-from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, train_and_evaluate
+from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, torch_threads, train_and_evaluate
 from .two_stage import run_dir_for, train_fame_two_stage
 
 SASREC_CE = "SASRec-CE"
@@ -320,15 +320,8 @@ def _train_spec(spec: RunSpec, data: SequenceData, split: SplitData, root: Path,
 @contextmanager
 def cpu_threads(profile: Profile, device: torch.device) -> Iterator[None]:
     """Use ``profile.cpu_threads`` torch threads inside the block when ``device`` is the CPU."""
-    if device.type != "cpu" or profile.cpu_threads is None:
+    with torch_threads(profile.cpu_threads if device.type == "cpu" else None):
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(profile.cpu_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def prerequisites(spec: RunSpec) -> list[RunSpec]:

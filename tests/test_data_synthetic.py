@@ -56,7 +56,7 @@ def test_sequences_are_well_formed():
 
 def test_truth_is_consistent_with_the_data():
     data, truth = world()
-    genre, creator = facet_ids(data, "genre"), facet_ids(data, "creator")
+    creator = facet_ids(data, "creator")
     expected = np.concatenate([pick_contexts(data.timestamps[data.offsets[u]:data.offsets[u + 1]])
                                for u in range(data.n_users)])
     np.testing.assert_array_equal(truth.contexts, expected)

@@ -2,25 +2,19 @@
 
 import json
 
-import torch
-
 from seqrec_lib.data import SyntheticConfig, build_splits, generate_synthetic
 from seqrec_lib.models.sasrec import SASRecConfig
-from seqrec_lib.train import TrainConfig, main, train_and_evaluate
+from seqrec_lib.train import TrainConfig, main, torch_threads, train_and_evaluate
 
 
 def test_sasrec_beats_most_popular_on_synthetic_data():
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))
     split = build_splits(data, max_len=20)
     train = TrainConfig(epochs=25, patience=5, batch_size=64, lr=3e-3, device="cpu", progress=False, seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         _, pop = train_and_evaluate("pop", split, None, train)
         config = SASRecConfig(d=32, n_heads=2, max_len=20, attn_dropout=0.2, hidden_dropout=0.2)
         _, sasrec = train_and_evaluate("sasrec", split, config, train)
-    finally:
-        torch.set_num_threads(threads)
     p, s = pop["metrics"]["test"]["full"], sasrec["metrics"]["test"]["full"]
     assert s["NDCG@10"] > 2.5 * p["NDCG@10"], (s, p)
     assert s["HR@10"] > p["HR@10"] + 0.1, (s, p)
