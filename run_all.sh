@@ -33,8 +33,8 @@ if [[ -z "${PYTHON:-}" ]]; then
     elif [[ -x .venv/bin/python ]]; then PYTHON="$ROOT/.venv/bin/python"
     else PYTHON="python3"; fi
 fi
-if ! "$PYTHON" -c "import seqrec_lib, papermill, ipykernel" 2>/dev/null; then
-    echo "run_all.sh: $PYTHON cannot import seqrec_lib, papermill and ipykernel." >&2
+if ! "$PYTHON" -c "import seqrec_lib, papermill, ipykernel, jupytext" 2>/dev/null; then
+    echo "run_all.sh: $PYTHON cannot import seqrec_lib, papermill, ipykernel and jupytext." >&2
     echo "Install them first: pip install -e \".[notebooks]\" (see README)." >&2
     exit 1
 fi
@@ -60,6 +60,14 @@ fi
 OUT="$ROOT/outputs/$PROFILE"
 mkdir -p "$OUT/notebooks" "$OUT/logs"
 T0=$(date +%s)
+
+# Each notebook is a jupytext pair (notebooks/jupytext.toml): NN_name.py, the source, and NN_name.ipynb. Sync
+# the pairs first (jupytext --sync: the file saved last wins), so that papermill executes what was edited, in
+# JupyterLab (which saves both), in a Jupyter without jupytext (the .ipynb) or in an editor (the .py).
+if ! "$PYTHON" scripts/sync_notebooks.py; then
+    echo "run_all.sh: the notebooks and their .py sources could not be synced (above); nothing was run." >&2
+    exit 1
+fi
 
 # run_notebook NOTEBOOK OUTPUT_NAME [papermill -p NAME VALUE ...]
 run_notebook() {

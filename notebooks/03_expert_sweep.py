@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · How many experts? (FAME Figure 6)
+#
+# FAME's second idea: in the last attention layer, each head gets **N query experts** and a router that
+# mixes them per position (fame.md §5.1), so a head can attend for several "preferences" within its facet.
+#
+# H is fixed at H*, the head count chosen on validation in `02_head_sweep`; the red line is FAME w/o MoE
+# at H* (N = 1). The paper's claim (fame.md §9.2): some N lies above the red line on every dataset.
+
+# %% tags=["parameters"]
+profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+workers = 1               # runs trained at once
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from seqrec_lib import experiments, plots
+from seqrec_lib.profiles import get_profile
+
+P = get_profile(profile)
+OUT = Path(outputs) / P.name
+FIGURES, RESULTS = OUT / "figures", OUT / "results"
+ROOT = experiments.runs_root(P, outputs)          # one folder per training run; finished runs are read back
+print(f"profile {P.name!r}: {P.description}")
+
+# %%
+head_specs = [spec for dataset in P.fame_datasets for spec in experiments.head_sweep_specs(P, dataset)]
+head_records = experiments.run_many(head_specs, P, ROOT, workers=workers)   # read back from 02
+heads = {dataset: experiments.best_heads(head_records, dataset) for dataset in P.fame_datasets}
+specs = [spec for dataset in P.fame_datasets for spec in experiments.expert_sweep_specs(P, dataset, heads[dataset])]
+records = experiments.run_many(specs, P, ROOT, workers=workers)
+frame = experiments.results_frame(records)
+experts = {dataset: experiments.best_experts(records, dataset, heads[dataset]) for dataset in P.fame_datasets}
+protocol_text = records[0]["protocol"]["evaluation"][0]["text"]
+print("H*:", heads, " N* (best validation NDCG@20 of FAME at H*):", experts)
+
+# %% [markdown]
+# ## The reference line: FAME w/o MoE at H*
+
+# %%
+head_frame = experiments.results_frame(head_records)
+metrics = ("NDCG@20", "HR@20")
+no_moe = head_frame[head_frame["label"] == "FAME w/o MoE"]
+reference = {dataset: {m: float(no_moe[(no_moe["dataset"] == dataset) & (no_moe["heads"] == h)]
+                                [f"test_full_{m}"].mean()) for m in metrics}
+             for dataset, h in heads.items()}
+pd.DataFrame(reference).T.rename(columns=lambda m: f"FAME w/o MoE test {m}")
+
+# %% [markdown]
+# ## The runs and Figure 6
+
+# %%
+columns = {"valid_full_NDCG@20": "valid NDCG@20", "test_full_NDCG@20": "test NDCG@20",
+           "test_full_HR@20": "test HR@20"}
+table = frame.groupby(["dataset", "heads", "experts"])[list(columns)].mean().rename(columns=columns)
+plots.save_table(table, RESULTS, "expert_sweep",
+                 note=f"Protocol: {protocol_text}. H* = {heads}; N* = {experts}; FAME w/o MoE at H*: {reference}.")
+table
+
+# %%
+fig = plots.expert_sweep_figure(frame, reference, heads=heads, datasets=P.fame_datasets,
+                                protocol_text=protocol_text, best_experts=experts)
+plots.save_figure(fig, FIGURES, "fig6_expert_sweep")
+fig
+
+# %%
+above = {dataset: bool((frame[frame["dataset"] == dataset].groupby("experts")["test_full_NDCG@20"].mean()
+                        > reference[dataset]["NDCG@20"]).any()) for dataset in P.fame_datasets}
+pd.Series(above, name="some N above the red line (NDCG@20)")

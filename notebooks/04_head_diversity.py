@@ -1,0 +1,127 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Do the heads look at different things?
+#
+# If several heads attend in the same way, they are redundant. Our protocol (mojito.md §6): for each test
+# user and each attention layer, take every pair of heads and measure how far apart their attention maps
+# are (Frobenius distance, restricted to the user's real positions), and the same for the heads' outputs;
+# average over head pairs, then over users, with a bootstrap 95% interval.
+#
+# We compare **SASRec-CE, FAME and MOJITO at the same H** on the same users. Attention distances compare
+# across models; a scale-free version divides by √(2·n_u) so it lies in [0, 1]. Output distances live on
+# different scales per model (FAME's are layer-normalised), so read them within a model.
+
+# %% tags=["parameters"]
+profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+dataset = ""              # empty: the profile's first dataset with timestamps (MOJITO needs them)
+n_boot = 2000             # bootstrap resamples
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from seqrec_lib import experiments, plots
+from seqrec_lib.profiles import get_profile
+
+P = get_profile(profile)
+OUT = Path(outputs) / P.name
+FIGURES, RESULTS = OUT / "figures", OUT / "results"
+ROOT = experiments.runs_root(P, outputs)          # one folder per training run; finished runs are read back
+print(f"profile {P.name!r}: {P.description}")
+
+# %% [markdown]
+# ## The three models
+#
+# The same runs as `01_train` (read back if they exist), on a dataset with timestamps.
+
+# %%
+dataset = dataset or P.time_datasets[0]
+records = {}
+for model in ("sasrec", "fame", "mojito"):
+    record = experiments.run(experiments.single_run_spec(P, model, dataset), P, ROOT)
+    records[record["label"]] = record
+models = {label: experiments.load_trained(record, P) for label, record in records.items()}
+pd.DataFrame.from_dict({label: {"heads": r["model_config"]["n_heads"], "layers": r["model_config"]["n_blocks"],
+                                "test NDCG@10 (full)": r["metrics"]["test"]["full"]["NDCG@10"]}
+                        for label, r in records.items()}, orient="index")
+
+# %%
+from seqrec_lib import analysis
+
+tables = []
+for label, (model, _, split) in models.items():
+    table = analysis.head_diversity(model, split, "test", seed=0, n_boot=n_boot)
+    tables.append(table.assign(label=label))
+diversity = pd.concat(tables, ignore_index=True)[["label", "layer", "quantity", "mean", "ci_low", "ci_high",
+                                                   "n_users", "n_heads"]]
+plots.save_table(diversity.set_index(["label", "layer", "quantity"]), RESULTS, f"head_diversity_{dataset}",
+                 note="Mean pairwise distance between heads per user and layer, averaged over test users; "
+                      f"95% percentile-bootstrap interval ({n_boot} resamples, seed 0); mojito.md §6.")
+diversity.pivot_table(index=["label", "layer"], columns="quantity", values="mean").round(3)
+
+# %% [markdown]
+# ## The figure
+#
+# Bars are means over users, whiskers the bootstrap 95% interval. FAME's last layer is its MoE layer: its
+# "attention" is each head's expert mixture, its "output" the per-head representation F^(h) that the head
+# predicts from.
+
+# %%
+fig = plots.head_diversity_figure(diversity, dataset)
+plots.save_figure(fig, FIGURES, f"04_head_diversity_{dataset}")
+fig
+
+# %% [markdown]
+# ## Is the difference real? Paired bootstrap on the same users
+#
+# Attention distance of FAME and of MOJITO minus SASRec's, per layer, with users resampled jointly.
+# An interval that excludes 0 means the difference is not an accident of which users we drew.
+
+# %%
+distances = {label: analysis.per_user_head_distances(model, split, "test", seed=0)
+             for label, (model, _, split) in models.items()}
+paired = pd.concat([analysis.compare_head_diversity(distances[label], distances["SASRec-CE"], "attention",
+                                                    n_boot=n_boot).assign(comparison=f"{label} − SASRec-CE")
+                    for label in ("FAME", "MOJITO")], ignore_index=True)
+paired.set_index(["comparison", "layer"]).round(4)
+
+# %% [markdown]
+# ## Sensitivity: MOJITO without its evaluation-time attention noise
+#
+# MOJITO adds noise to its attention logits even when scoring (mojito.md §2.4). Turning it off (same
+# weights) shows how much of its head diversity comes from the noise.
+
+# %%
+import dataclasses
+
+from seqrec_lib.models.registry import build_model
+
+mojito, _, mojito_split = models["MOJITO"]
+quiet = build_model("mojito", mojito_split, dataclasses.replace(mojito.config, attn_noise_at_eval=False)) \
+    if hasattr(mojito, "config") else None
+if quiet is not None:
+    quiet.load_state_dict(mojito.state_dict())
+    noise_off = analysis.head_diversity(quiet.eval(), mojito_split, "test", seed=0, n_boot=n_boot)
+    noise = pd.concat({"noise on": diversity[diversity["label"] == "MOJITO"].set_index(["layer", "quantity"])["mean"],
+                       "noise off": noise_off.set_index(["layer", "quantity"])["mean"]}, axis=1)
+    display(noise.assign(difference=noise["noise on"] - noise["noise off"]).round(5))
+else:
+    print("this MOJITO model does not expose its config; skipped")

@@ -1,0 +1,134 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Results beside the papers'
+#
+# The final rows: for every FAME dataset, **SASRec-CE(H\*), FAME w/o MoE(H\*) and FAME(H\*, N\*)**
+# over the profile's seeds (H\* and N\* chosen on validation in `02` and `03`), plus the most-popular
+# baseline, next to FAME's Table 2; and **MOJITO vs SASRec-BCE** under MOJITO's sampled protocol.
+#
+# How to read them (fame.md §8, mojito.md §5): the paper's SASRec row is much weaker than a CE-trained
+# SASRec, so compare FAME with *our* SASRec-CE; MOJITO's own table was not available to us, so its
+# acceptance is relative to SASRec-BCE under the same protocol. The protocol is written under each table.
+
+# %% tags=["parameters"]
+profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+workers = 1               # runs trained at once
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from seqrec_lib import experiments, plots
+from seqrec_lib.profiles import get_profile
+
+P = get_profile(profile)
+OUT = Path(outputs) / P.name
+FIGURES, RESULTS = OUT / "figures", OUT / "results"
+ROOT = experiments.runs_root(P, outputs)          # one folder per training run; finished runs are read back
+print(f"profile {P.name!r}: {P.description}")
+
+# %%
+from seqrec_lib import paper_results
+
+FULL_METRICS = ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"]
+head_records = experiments.run_many([s for d in P.fame_datasets for s in experiments.head_sweep_specs(P, d)],
+                                    P, ROOT, workers=workers)
+heads = {d: experiments.best_heads(head_records, d) for d in P.fame_datasets}
+expert_records = experiments.run_many([s for d in P.fame_datasets
+                                       for s in experiments.expert_sweep_specs(P, d, heads[d])], P, ROOT,
+                                      workers=workers)
+experts = {d: experiments.best_experts(expert_records, d, heads[d]) for d in P.fame_datasets}
+specs = [s for d in P.fame_datasets
+         for s in experiments.table_specs(P, d, heads[d], experts[d]) + [experiments.pop_spec(P, d, P.seeds[0])]]
+fame_records = experiments.run_many(specs, P, ROOT, workers=workers)
+fame_frame = experiments.results_frame(fame_records)
+print("H*:", heads, " N*:", experts, " seeds:", P.seeds)
+
+# %% [markdown]
+# ## FAME: our runs (mean ± std over seeds) and the paper's Table 2
+
+# %%
+summary = experiments.summary_table(fame_frame, FULL_METRICS, protocol="full")
+ours = experiments.format_summary(summary, FULL_METRICS).assign(source="ours")
+in_paper = [d for d in P.fame_datasets if d in paper_results.PAPER_DATASETS]
+paper_rows = [pd.Series({m: f"{paper_results.paper_row(model, d)[m]:.4f}" for m in FULL_METRICS},
+                        name=(d, f"{model} (paper)"))
+              for d in in_paper for model in ("SASRec", "ICLRec", "FAME")]
+table2 = pd.concat([ours, pd.DataFrame(paper_rows).assign(source="FAME Table 2")]) if paper_rows else ours
+protocol_text = fame_records[0]["protocol"]["evaluation"][0]["text"]
+note = (f"Protocol: {protocol_text}. Leave-one-out split; checkpoint chosen on validation NDCG@20. "
+        f"H* = {heads}, N* = {experts}; mean ± sample std over seeds {list(P.seeds)}.")
+plots.save_table(summary, RESULTS, "table2_fame", note=note)
+plots.save_table(table2, RESULTS, "table2_fame_beside_paper", note=note)
+display(table2)
+display(Markdown(f"*{note}*"))
+if not in_paper:
+    display(Markdown(f"FAME's Table 2 has no rows for {', '.join(P.fame_datasets)} (it covers Beauty, Sports, "
+                     "Toys and ML-20m: run the `paper` profile). For reference, its SASRec, best baseline "
+                     "(ICLRec) and FAME columns:"))
+    display(paper_results.table2_frame()[["SASRec", "ICLRec", "FAME"]].round(4))
+display(Markdown("Notes on the paper's table (fame.md §8):\n" + "\n".join(f"- {n}" for n in paper_results.TABLE2_NOTES)))
+
+# %%
+paper_long = pd.DataFrame([{"dataset": d, "label": label, "metric": m, "value": paper_results.paper_row(model, d)[m]}
+                           for d in in_paper for label, model in (("SASRec-CE", "SASRec"), ("FAME", "FAME"))
+                           for m in ("NDCG@20", "HR@20")])
+fig = plots.results_figure(fame_frame, ("NDCG@20", "HR@20"), protocol="full", paper=paper_long,
+                           protocol_text=protocol_text, datasets=P.fame_datasets,
+                           title="FAME and baselines: test results (FAME protocol)")
+plots.save_figure(fig, FIGURES, "06_results_fame")
+fig
+
+# %% [markdown]
+# ## MOJITO vs SASRec-BCE (MOJITO's protocol)
+
+# %%
+time_records = experiments.run_many([s for d in P.time_datasets for s in experiments.time_specs(P, d)], P, ROOT,
+                                    workers=workers)
+time_frame = experiments.results_frame(time_records)
+SAMPLED_METRICS = ["NDCG@10", "HR@10"]
+sampled = experiments.summary_table(time_frame, SAMPLED_METRICS, protocol="sampled")
+full = experiments.summary_table(time_frame, SAMPLED_METRICS, protocol="full")
+mojito_table = pd.concat({"sampled": sampled[SAMPLED_METRICS + [f"{m}_cohort_std" for m in SAMPLED_METRICS]],
+                          "full": full[SAMPLED_METRICS]}, axis=1)
+protocols = {p["key"]: p["text"] for p in time_records[0]["protocol"]["evaluation"]}
+note = (f"Sampled protocol: {protocols['sampled']}. Full protocol: {protocols['full']}. "
+        f"Mean over seeds {list(P.seeds)}; *_cohort_std is the std over the 5 cohorts. "
+        f"Paper numbers: not available ({paper_results.MOJITO_RESULTS_REASON})")
+plots.save_table(mojito_table, RESULTS, "mojito_protocol", note=note)
+display(mojito_table)
+display(Markdown(f"*{note}*"))
+
+# %%
+fig = plots.results_figure(time_frame, SAMPLED_METRICS, protocol="sampled", protocol_text=protocols["sampled"],
+                           datasets=P.time_datasets, title="MOJITO vs SASRec-BCE: test results (MOJITO protocol)")
+plots.save_figure(fig, FIGURES, "06_results_mojito")
+fig
+
+# %% [markdown]
+# ## Every run behind these tables
+
+# %%
+every = experiments.results_frame(head_records + expert_records + fame_records + time_records) \
+    .drop_duplicates("run_id")
+plots.save_table(every, RESULTS, "all_runs")
+print(f"{len(every)} runs; tables and figures are in {RESULTS} and {FIGURES}")
+every[["label", "dataset", "heads", "experts", "seed", "best_epoch", "seconds", "test_full_NDCG@20"]]
