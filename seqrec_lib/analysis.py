@@ -1,9 +1,9 @@
 """Analyses of trained models through the ``SequentialModel`` interface only.
 
-- Head diversity (mojito.md §6): per user and layer, the mean pairwise Frobenius distance between heads'
+- Head diversity (docs/analysis.md §1): per user and layer, the mean pairwise Frobenius distance between heads'
   attention maps and head outputs restricted to the user's non-padded positions; aggregated over users
   with a percentile-bootstrap CI, plus a paired bootstrap between two models on the same users.
-- FAME case study (fame.md §9.3, Figure 7): per-head top-k lists, gate weights, the combined list, a
+- FAME case study (docs/analysis.md §2, Figure 7): per-head top-k lists, gate weights, the combined list, a
   baseline's list (the pretrained SASRec) and the target's rank in each, with item facets when known.
 - Head-facet alignment (synthetic data): per head, the share of its top-k items that carry the user's
   dominant label(s) of a facet.
@@ -142,7 +142,7 @@ def paired_bootstrap(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[f
 
 
 # ---------------------------------------------------------------------------------------------------------
-# head diversity (mojito.md §6)
+# head diversity (docs/analysis.md §1)
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def _check_maps(out: ModelOutput, batch: Batch, model: SequentialModel) -> None:
 
 def per_user_head_distances(model: SequentialModel, split: SplitData, which: str = "test",
                             batch_size: int = 256, seed: int = 0) -> HeadDistances:
-    """Per-user, per-layer head distances (mojito.md §6) on the ``which`` input of every user.
+    """Per-user, per-layer head distances (docs/analysis.md §1) on the ``which`` input of every user.
 
     Runs ``model.forward(batch, return_attention=True)`` ``batch_size`` users at a time (eval mode, no
     grad, forked RNG seeded with ``seed``: with the evaluation's batch size, a noisy model sees the same
@@ -280,7 +280,7 @@ def diversity_table(dist: HeadDistances, n_boot: int = 2000, seed: int = 0, leve
 def head_diversity(model: SequentialModel, split: SplitData, which: str = "test", batch_size: int = 256,
                    seed: int = 0, n_boot: int = 2000, normalise: bool = False,
                    level: float = 0.95) -> pd.DataFrame:
-    """The head-diversity table of mojito.md §6 (see ``diversity_table``), on the ``which`` input.
+    """The head-diversity table of docs/analysis.md §1 (see ``diversity_table``), on the ``which`` input.
 
     ``attention_norm`` is D_att / √(2 n_u) per user (scale-free, in [0, 1]). ``normalise`` adds
     ``output_norm``: D_out with each head's output scaled to unit Frobenius norm (in [0, 2]), which
@@ -309,7 +309,7 @@ def compare_head_diversity(a: HeadDistances, b: HeadDistances, quantity: str = "
 
 
 # ---------------------------------------------------------------------------------------------------------
-# FAME case study (fame.md §9.3) and facet alignment
+# FAME case study (docs/analysis.md §2) and facet alignment (§3)
 
 
 def _excluded(history: Tensor, targets: Tensor) -> Tensor:
@@ -348,7 +348,7 @@ def _fame_outputs(model: SequentialModel, batch: Batch) -> tuple[ModelOutput, Te
 
 @dataclass(frozen=True)
 class CaseStudy:
-    """One user's per-head and combined recommendations (fame.md §9.3). Ranks are 0-based.
+    """One user's per-head and combined recommendations (docs/analysis.md §2). Ranks are 0-based.
 
     - ``history``: the input item ids without padding, oldest first; ``target``: the held-out item;
     - ``gate`` [H]: the gate weights g̃ at the last position (they sum to 1);

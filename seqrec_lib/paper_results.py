@@ -1,13 +1,13 @@
-"""The papers' published numbers as data, copied verbatim from the specs (fame.md §2.2, §8; mojito.md §5).
+"""The papers' published numbers as data, as printed (docs/papers.md §1, §2, §6).
 
 - ``FAME_TABLE1``: FAME's dataset statistics as printed, beside the values measured on the data files,
   with the printed typos flagged (``table1_frame``).
 - ``FAME_TABLE2_PRINTED``: FAME's Table 2 exactly as printed; ``FAME_TABLE2``: the same with the one
-  correction fame.md §8 establishes (Atten-Mixer's Toys NDCG lost a "0": 0.403 → 0.0403, ...).
+  correction docs/papers.md §2 establishes (Atten-Mixer's Toys NDCG lost a "0": 0.403 → 0.0403, ...).
   ``paper_row(model, dataset)``, ``table2_frame()``, ``improvements()`` (the "Improv." column recomputed).
-- ``ICLREC_RELEASED``: ICLRec's own released-checkpoint numbers (fame.md §8), an external reference.
+- ``ICLREC_RELEASED``: ICLRec's own released-checkpoint numbers (docs/papers.md §2), an external reference.
 - ``MOJITO_RESULTS_AVAILABLE = False``: MOJITO's result tables were not available to us; no number is
-  invented (mojito.md §5).
+  invented (docs/papers.md §6).
 
 Dataset names: ours are the registry's ("beauty"); the paper's are "Beauty", "Sports", "Toys", "ML-20m".
 Every function accepts either.
@@ -103,7 +103,7 @@ FAME_TABLE1: Mapping[str, Table1Row] = MappingProxyType({row.dataset: row for ro
               "printed density 0.04% comes from the wrong item count (the file gives 0.072%)"),
     Table1Row("ML-20m", 96_726, 16_297, 1_856_746, "185,6746", 19.2, 0.11, None, None, None, ("actions",),
               "actions printed '185,6746', meaning 1,856,746; FAME's ML-20m preprocessing is unpublished, so "
-              "there is no file to measure (fame.md §2.3)"),
+              "there is no file to measure (docs/data.md §4)"),
 )})
 
 
@@ -130,7 +130,7 @@ def table1_frame() -> pd.DataFrame:
 
 # ---------------------------------------------------------------- Table 2
 
-# Rows as printed: metric → one value per TABLE2_MODELS column (fame.md §8, verbatim).
+# Rows as printed: metric → one value per TABLE2_MODELS column (docs/papers.md §2, as printed).
 _TABLE2_TEXT = {
     "Beauty": {
         "HR@5":    (0.0408, 0.0508, 0.0510, 0.0331, 0.0623, 0.0664, 0.0504, 0.0507, 0.0518, 0.0524, 0.0710),
@@ -175,7 +175,7 @@ FAME_TABLE2_PRINTED: Mapping[str, Mapping[str, Mapping[str, float]]] = MappingPr
 
 @dataclass(frozen=True)
 class Correction:
-    """A printed cell and the value we read it as, with why (fame.md §8)."""
+    """A printed cell and the value we read it as, with why (docs/papers.md §2)."""
 
     dataset: str
     model: str
@@ -200,7 +200,7 @@ TABLE2_NOTES: tuple[str, ...] = (
     "The underlined (best) baselines agree with the column maxima: ICLRec on every Amazon row; on ML-20m "
     "DuoRec for HR@5 and NDCG@{5,10,20}, BERT4Rec for HR@{10,20}.",
     "The paper's ICLRec row is 27-34% above ICLRec's own released checkpoints (ICLREC_RELEASED), and FAME "
-    "beats the paper's SASRec row by +27-83% on Amazon: compare FAME with our own SASRec-CE (fame.md §0.6, §8).",
+    "beats the paper's SASRec row by +27-83% on Amazon: compare FAME with our own SASRec-CE (docs/papers.md §2).",
     "Baselines come from their original code (SASRec, ICLRec, MSGIFSR, Atten-Mixer, MiaSRec), RecBole "
     "(GRU4Rec, CORE) and SSLRec (BERT4Rec, CL4SRec, DuoRec), with different protocols (RecBole does not mask "
     "history; SSLRec selects on test).",
@@ -239,7 +239,7 @@ ICLREC_RELEASED: Mapping[str, Mapping[str, float]] = MappingProxyType({
     for dataset, values in (("Beauty", (0.0500, 0.0326, 0.0744, 0.0403, 0.1058, 0.0483)),
                             ("Sports", (0.0290, 0.0191, 0.0437, 0.0238, 0.0646, 0.0291)),
                             ("Toys", (0.0598, 0.0404, 0.0834, 0.0480, 0.1138, 0.0557)))})
-"""ICLRec's README numbers for its released checkpoints (fame.md §8), not in FAME's paper."""
+"""ICLRec's README numbers for its released checkpoints (docs/papers.md §2), not in FAME's paper."""
 
 
 def paper_row(model: str, dataset: str, corrected: bool = True) -> dict[str, float]:
@@ -287,7 +287,7 @@ MOJITO_RESULTS_AVAILABLE = False
 MOJITO_RESULTS_REASON = (
     "MOJITO's result tables (ML-1M, Amazon Book, LFM-1b; NDCG@10 and HR@10 under 100 sampled negatives) were "
     "not available to us: only the abstract, introduction, architecture figure and the official code were "
-    "(mojito.md §5). No number is filled in; acceptance is relative (MOJITO vs SASRec-BCE under the same "
+    "(docs/papers.md §6). No number is filled in; acceptance is relative (MOJITO vs SASRec-BCE under the same "
     "data, windows and protocol).")
 MOJITO_PAPER_DATASETS: tuple[str, ...] = ("ML-1M", "Amazon Book", "LFM-1b")
 MOJITO_PAPER_METRICS: tuple[str, ...] = ("NDCG@10", "HR@10")

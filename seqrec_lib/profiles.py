@@ -3,7 +3,7 @@
 - ``smoke``: seconds on a CPU, for tests (tiny synthetic data, 2 epochs, the smallest grids).
 - ``demo`` (the default): fully offline (synthetic data only) with reduced grids; the whole
   ``./run_all.sh`` fits in about 10 minutes on a 2-core CPU.
-- ``paper``: the papers' settings (fame.md §4.4, §9, §10; mojito.md §3, §4): Beauty, Sports and Toys with
+- ``paper``: the papers' settings (docs/protocol.md §4, §6; docs/papers.md §4): Beauty, Sports and Toys with
   H ∈ {1, 2, 4, 8, 16}, N ∈ {2, 4, 8, 16, 32}, 3 seeds, 300 epochs with patience 40; MOJITO vs SASRec-BCE
   on ML-100K (the only real dataset with timestamps available offline). A GPU is recommended.
 
@@ -119,9 +119,9 @@ _SMOKE_TRAIN = TrainConfig(epochs=2, patience=2, batch_size=32, lr=3e-3, progres
 _DEMO_TRAIN = TrainConfig(epochs=20, patience=4, batch_size=64, lr=3e-3)
 _DEMO_MOJITO_TRAIN = TrainConfig(epochs=12, patience=12, batch_size=64, lr=3e-3, select_metric="NDCG@10")
 
-# fame.md §4.4: Adam 1e-3, batch 256, at most 300 epochs, early stopping on validation NDCG@20, patience 40.
+# docs/protocol.md §4: Adam 1e-3, batch 256, at most 300 epochs, early stopping on validation NDCG@20, patience 40.
 _PAPER_TRAIN = TrainConfig(epochs=300, patience=40, batch_size=256, lr=1e-3, select_metric="NDCG@20")
-# mojito.md §3: batch 512, 100 epochs, no early stopping (patience = epochs), selection on sampled NDCG@10.
+# docs/protocol.md §4, MOJITO: batch 512, 100 epochs, no early stopping (patience = epochs), select on sampled NDCG@10.
 _PAPER_MOJITO_TRAIN = TrainConfig(epochs=100, patience=100, batch_size=512, lr=1e-3, select_metric="NDCG@10")
 
 PROFILES: dict[str, Profile] = {
@@ -176,8 +176,8 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper",
         description="the papers' settings: Beauty, Sports, Toys; H in {1,2,4,8,16}, N in {2,4,8,16,32}, "
-                    "seeds 1-3, d=64, dropout 0.5, 300 epochs with patience 40 (fame.md §10); MOJITO vs "
-                    "SASRec-BCE on ML-100K with MOJITO's ML-1M settings (mojito.md §3-4); GPU recommended",
+                    "seeds 1-3, d=64, dropout 0.5, 300 epochs with patience 40 (docs/protocol.md §6); MOJITO vs "
+                    "SASRec-BCE on ML-100K with MOJITO's ML-1M settings (docs/protocol.md §3-4); GPU recommended",
         fame_datasets=("beauty", "sports", "toys"),
         time_datasets=("ml-100k",),
         heads=(1, 2, 4, 8, 16),
@@ -188,8 +188,8 @@ PROFILES: dict[str, Profile] = {
         d=64,
         max_len=50,
         dropout=0.5,
-        mojito_samples_step=100,   # ML-1M's value; ML-100K is MovieLens too (mojito.md §1.4)
-        mojito_dropout=0.3,        # ML-1M's official config (mojito.md §3)
+        mojito_samples_step=100,   # ML-1M's value; ML-100K is MovieLens too (docs/data.md §8)
+        mojito_dropout=0.3,        # ML-1M's official config (docs/mojito.md §2)
         synthetic=None,
         case_study=("sports", 230),
         case_study_heads=2,

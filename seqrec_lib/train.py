@@ -36,7 +36,7 @@ SPLIT_DESCRIPTION = ("leave-one-out: train input s[:-3] with a target at every p
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and model selection (fame.md §4.4: Adam 1e-3, batch 256, NDCG@20, patience 40)."""
+    """Optimisation and model selection (docs/protocol.md §4: Adam 1e-3, batch 256, NDCG@20, patience 40)."""
 
     epochs: int = 300
     patience: int = 40

@@ -1,4 +1,4 @@
-"""FAME's two-stage training (fame.md §5.7): pretrain SASRec-CE with the same backbone and H, then build
+"""FAME's two-stage training (docs/fame.md §8): pretrain SASRec-CE with the same backbone and H, then build
 FAME from its best checkpoint and fine-tune end to end.
 
 Runs live in ``runs_root/<model>-<hash>/``, the hash covering everything that changes a result (data,

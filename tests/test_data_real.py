@@ -1,5 +1,5 @@
 """Real data under ``SEQREC_DATA_DIR`` (marker ``realdata``; skipped when the files are absent): exact
-statistics of fame.md §2.2 and mojito.md §1.2/§1.6, ids kept as in the S3-Rec files, Sports user 230,
+statistics of docs/data.md §3 and §5, ids kept as in the S3-Rec files, Sports user 230,
 the ML-1M 10/5-core, facets, and the registry's checksums against the data folder's SHA256SUMS."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DATA_DIR = Path(os.environ["SEQREC_DATA_DIR"]) if os.environ.get("SEQREC_DATA_DI
 def need(*files: str) -> Path:
     """The data dir, or skip naming what is missing."""
     if DATA_DIR is None:
-        pytest.skip("SEQREC_DATA_DIR is not set (point it at a folder like shared/data, see its MANIFEST.md)")
+        pytest.skip("SEQREC_DATA_DIR is not set (point it at a folder laid out as in docs/data.md §1)")
     missing = [f for f in files if not (DATA_DIR / f).exists()]
     if missing:
         pytest.skip(f"SEQREC_DATA_DIR={DATA_DIR} lacks {', '.join(missing)}")
@@ -40,7 +40,7 @@ def load(name: str, cache: Path):
     return load_dataset(name, data_dir=root, download=False, cache_dir=cache)
 
 
-# fame.md §2.2: users, items, actions | p50, p90, p99, max, users > 50, users with 5, training targets (L = 50)
+# docs/data.md §3: users, items, actions | p50, p90, p99, max, users > 50, users with 5, training targets (L = 50)
 AMAZON = {
     "beauty": ((22_363, 12_101, 198_502), (6, 14, 43, 204, 153, 7_162, 128_031)),
     "sports": ((35_598, 18_357, 296_337), (6, 13, 32, 296, 89, 11_416, 187_944)),
@@ -82,7 +82,7 @@ def test_beauty_first_line_and_attributes(cache):
 
 
 def test_sports_user_230(cache):
-    """fame.md §9.3: valid item 523, test item 2029, last training target 2028."""
+    """docs/analysis.md §2: valid item 523, test item 2029, last training target 2028."""
     data = load("sports", cache)
     seq = data.sequence(230).tolist()
     assert seq == [1975, 2018, 1447, 2019, 2020, 2021, 518, 2022, 2023, 1411, 2024, 2025, 2026, 509, 2027, 2028,
@@ -119,7 +119,7 @@ def test_ml100k_raw_files():
 
 
 def test_ml1m_kcore_on_the_derived_pairs():
-    """mojito.md §1.2: the 10/5-core of ML-1M keeps 6,040 users, 3,416 items, 999,611 interactions."""
+    """docs/data.md §5: the 10/5-core of ML-1M keeps 6,040 users, 3,416 items, 999,611 interactions."""
     root = need("ml-1m/derived/ratings_userID_movieID_only.parquet")
     pairs = pd.read_parquet(root / "ml-1m/derived/ratings_userID_movieID_only.parquet")
     users, items = pairs["userID"].to_numpy(), pairs["movieID"].to_numpy()

@@ -1,5 +1,5 @@
-"""The leave-one-out split (fame.md §2.4), make_samples padding/truncation, History.mask vs a naive loop,
-and the UTC calendar features (mojito.md §1.5) against hand-computed values."""
+"""The leave-one-out split (docs/protocol.md §1), make_samples padding/truncation, History.mask vs a naive loop,
+and the UTC calendar features (docs/data.md §7) against hand-computed values."""
 
 from __future__ import annotations
 

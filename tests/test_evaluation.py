@@ -74,7 +74,7 @@ def model() -> TableModel:
 
 
 def held_out(data: SequenceData, user: int, which: str) -> tuple[int, set[int]]:
-    """The held-out item and the history of ``user`` (fame.md §2.4), from the raw sequence."""
+    """The held-out item and the history of ``user`` (docs/protocol.md §1), from the raw sequence."""
     seq = data.sequence(user).tolist()
     cut = -2 if which == "valid" else -1
     return seq[cut], set(seq[:cut])

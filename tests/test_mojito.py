@@ -1,4 +1,4 @@
-"""MOJITO (mojito.md §2): Mercer encoder, attention mixture vs a per-user reference, per-user semantics,
+"""MOJITO (docs/mojito.md): Mercer encoder, attention mixture vs a per-user reference, per-user semantics,
 causality, padding, FISM vs a naive loop, scoring, loss, seeding, FISM sampling, faithful batch pairing."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def with_negatives(batch: Batch, n_items: int, seed: int = 0) -> Batch:
     return batch.with_negatives(torch.randint(1, n_items + 1, (*batch.items.shape, 1), generator=g))
 
 
-# ----- calendar features and the Mercer encoder (§1.5, §2.2) ------------------------------------------
+# ----- calendar features and the Mercer encoder (docs/data.md §7, docs/mojito.md §3) ------------------
 
 def test_calendar_features_of_known_utc_timestamps() -> None:
     # 2001-09-09 01:46:40 UTC is a Sunday, day 252, ISO week 36; 2021-01-03 12:00 UTC is a Sunday in
@@ -89,7 +89,7 @@ def test_six_features_drop_the_year(split: SplitData) -> None:
     assert model.context.mercer.log_period.shape[0] == 6
 
 
-# ----- the attention-mixture block (§2.4.1) -------------------------------------------------------------
+# ----- the attention-mixture block (docs/mojito.md §5.1) -------------------------------------------------
 
 def lin(layer: torch.nn.Linear, z: Tensor) -> Tensor:
     return z @ layer.weight.T + layer.bias
@@ -97,7 +97,7 @@ def lin(layer: torch.nn.Linear, z: Tensor) -> Tensor:
 
 def reference_block(blk: MixtureBlock, x: Tensor, ctx: Tensor, m: Tensor, sigma: Tensor | None,
                     eps: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """§2.4.1 for one user at a time, one (head, query, key) at a time."""
+    """docs/mojito.md §5.1 for one user at a time, one (head, query, key) at a time."""
     B, L_, D = x.shape
     H, d = blk.n_heads, blk.d_g
     dv = D // H
@@ -404,7 +404,7 @@ def test_inputs_are_checked(split: SplitData) -> None:
         MojitoConfig(d=8, n_heads=3)
 
 
-# ----- FISM items (§2.6, M15) ----------------------------------------------------------------------------
+# ----- FISM items (docs/mojito.md §7, M15) ---------------------------------------------------------------
 
 def window_pool(split: SplitData) -> dict[int, set[int]]:
     pool: dict[int, set[int]] = {}
@@ -464,7 +464,7 @@ def test_fism_sampling_is_uniform() -> None:
     assert ((counts[pool] - expected).abs() < 0.35 * expected).all()
 
 
-# ----- the official code's batch pairing (§2.4.2) ----------------------------------------------------------
+# ----- the official code's batch pairing (docs/mojito.md §5.2) ---------------------------------------------
 
 def test_faithful_batch_pairing_reproduces_the_official_mapping() -> None:
     torch.manual_seed(0)

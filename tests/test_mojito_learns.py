@@ -19,7 +19,7 @@ def hour_world(n_users: int = 300, n_categories: int = 4, per_category: int = 8,
     """The next item is uniform within the category given by the 6-hour UTC bucket of the *previous*
     interaction's hour; hours are uniform and independent of the items, so a model without time features
     cannot tell the category (~1/4 of its guesses right), while MOJITO reads it from its inputs. (The
-    target's own time would not help: it adds the same constant to every candidate, mojito.md M8.)"""
+    target's own time would not help: it adds the same constant to every candidate, docs/mojito.md §6.)"""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(10, 16, n_users)
     items, stamps = [], []

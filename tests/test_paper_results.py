@@ -3,7 +3,7 @@ import pytest
 from seqrec_lib import paper_results as pr
 
 
-def test_table2_spot_checks_against_fame_md():
+def test_table2_spot_checks_against_the_printed_table():
     assert pr.paper_row("FAME", "beauty")["NDCG@10"] == 0.0593
     assert pr.paper_row("FAME", "Beauty") == pr.paper_row("FAME", "beauty")
     assert pr.paper_row("ICLRec", "sports")["HR@20"] == 0.0753

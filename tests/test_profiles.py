@@ -18,8 +18,8 @@ def test_every_profile_is_consistent(name):
     for heads in profile.heads + (profile.case_study_heads, profile.single_heads):
         assert profile.d % heads == 0
     assert (2 * profile.d) % 2 == 0                     # MOJITO's 2 local heads split 2d
-    assert profile.train.select_metric == "NDCG@20"      # fame.md §3: selection on validation NDCG@20
-    assert profile.mojito_train.select_metric == "NDCG@10"  # mojito.md §3: sampled NDCG@10
+    assert profile.train.select_metric == "NDCG@20"      # docs/protocol.md §4: validation NDCG@20
+    assert profile.mojito_train.select_metric == "NDCG@10"  # docs/protocol.md §4: sampled NDCG@10
     assert profile.seeds and len(set(profile.seeds)) == len(profile.seeds)
 
 

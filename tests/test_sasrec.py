@@ -65,7 +65,7 @@ def test_padding_length_does_not_change_the_last_state():
 
 
 def test_all_position_states_equal_prefix_states():
-    """All-position CE trains on the same (prefix, next item) pairs as prefix augmentation (fame.md §10).
+    """All-position CE trains on the same (prefix, next item) pairs as prefix augmentation (docs/sasrec.md §2).
 
     This holds with positions counted from the sequence start (RecBole); with ICLRec's slot positions
     (the default) a prefix's items sit at other slots, which the next test pins down."""

@@ -1,4 +1,4 @@
-"""MOJITO's training windows (mojito.md §1.4) and ``build_splits(samples_step=...)``."""
+"""MOJITO's training windows (docs/data.md §8) and ``build_splits(samples_step=...)``."""
 
 from __future__ import annotations
 

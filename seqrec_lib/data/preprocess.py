@@ -2,7 +2,7 @@
 
 The steps run in the order of ``Preprocessing``'s fields: rating threshold, minimum user length, each
 user's most recent ``keep_last`` interactions, then the k-core on unique (user, item) pairs until a fixed
-point (mojito.md §1.2: repeats survive because surviving pairs are joined back onto all rows). Users and
+point (docs/data.md §5: repeats survive because surviving pairs are joined back onto all rows). Users and
 items are then numbered 1..n in order of first appearance in the filtered file, so files whose ids are
 already 1..n in that order (S3-Rec) keep them, and each user's interactions are sorted by (timestamp,
 original row order).

@@ -1,6 +1,6 @@
 """The dataset registry: where each dataset's raw files come from, how they are parsed and preprocessed.
 
-Checksums are the real values from ``shared/data/MANIFEST.md``, GroupLens' published archive MD5s or the
+Checksums are the real values of the files we verified (docs/data.md §1), GroupLens' published archive MD5s or the
 specs; a checksum nobody has verified is None rather than invented. Paths are relative to the data dir.
 """
 
@@ -124,9 +124,9 @@ def _s3rec(name: str, file: str, sha256: str, git_blob: str, facet_sha256: str, 
         parser=parsers.read_s3rec_sequences,
         preprocessing=Preprocessing(),
         has_timestamps=False,
-        expected=ExpectedStats(*expected, source="fame.md §2.2, checked against the data files"),
+        expected=ExpectedStats(*expected, source="docs/data.md §3, checked against the data files"),
         facets=(FacetSource((attributes,), parsers.read_s3rec_item_attributes),),
-        notes=("S3-Rec/ICLRec file, already 5-core and in time order (fame.md §2.1); ids are kept as they are.",
+        notes=("S3-Rec/ICLRec file, already 5-core and in time order (docs/data.md §2); ids are kept as they are.",
                "Facet 'attribute': brand and category ids from S3-Rec's item2attributes (not used by FAME)."),
     )
 
@@ -161,7 +161,7 @@ _SPECS = (
         parser=parsers.read_ml100k_ratings,
         preprocessing=Preprocessing(kcore=KCore(10, 5)),
         has_timestamps=True,
-        expected=ExpectedStats(943, 1_349, 99_287, "mojito.md §1.6, checked against the file"),
+        expected=ExpectedStats(943, 1_349, 99_287, "docs/data.md §5, checked against the file"),
         facets=(FacetSource(
             (SourceFile("ml-100k/u.item", sha256="553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
                         git_blob="91bb56d53fcb5f8bbac079755593b48d34cfc9a7", archive=_ML100K_ZIP,
@@ -170,19 +170,19 @@ _SPECS = (
                         git_blob="ae1e29c6c5224db09a8fddca9c4bd46523caff21", archive=_ML100K_ZIP,
                         member="ml-100k/u.genre")),
             parsers.read_ml100k_genres),),
-        notes=("Not a paper dataset: the only real dataset with timestamps available offline (mojito.md §1.6).",
+        notes=("Not a paper dataset: the only real dataset with timestamps available offline (docs/data.md §5).",
                "The zip's MD5 is GroupLens' published value; the unzipped files' checksums are from MANIFEST.md."),
     ),
     DatasetSpec(
         name="ml-1m",
-        description="MovieLens 1M ratings as implicit feedback, MOJITO's 10/5-core (mojito.md §1.2)",
+        description="MovieLens 1M ratings as implicit feedback, MOJITO's 10/5-core (docs/data.md §5)",
         interactions=SourceFile("ml-1m/ratings.dat", git_blob="77a7c4b150f588c23bb9e1f068aa996c0b413695",
                                 archive=_ML1M_ZIP, member="ml-1m/ratings.dat"),
         parser=parsers.read_ml1m_ratings,
         preprocessing=Preprocessing(kcore=KCore(10, 5)),
         has_timestamps=True,
         expected=ExpectedStats(6_040, 3_416, 999_611,
-                               "mojito.md §1.2, checked on the user-movie pairs of the local ML-1M copy"),
+                               "docs/data.md §5, checked on the user-movie pairs of the local ML-1M copy"),
         facets=(FacetSource(
             (SourceFile("ml-1m/movies.dat", sha256="0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
                         git_blob="9a735435722829dad68446ef1c30d001d5d00c1d", archive=_ML1M_ZIP,
@@ -192,22 +192,22 @@ _SPECS = (
     ),
     DatasetSpec(
         name="ml-20m",
-        description="MovieLens 20M, FAME's ML-20m approximated by the fallback of fame.md §2.3",
+        description="MovieLens 20M, FAME's ML-20m approximated as in docs/data.md §4",
         interactions=SourceFile("ml-20m/ratings.csv", archive=_ML20M_ZIP, member="ml-20m/ratings.csv"),
         parser=parsers.read_ml20m_ratings,
         preprocessing=Preprocessing(min_rating=4.0, min_user_interactions=20, keep_last=20, kcore=KCore(5, 5)),
         has_timestamps=True,
-        notes=("APPROXIMATION (inferred, not confirmed): FAME's ML-20m preprocessing is unpublished (fame.md "
-               "§2.3). Default variant: ratings >= 4, users with >= 20 of them, each user's 20 most recent, "
+        notes=("APPROXIMATION (inferred, not confirmed): FAME's ML-20m preprocessing is unpublished (docs/data.md "
+               "§4). Default variant: ratings >= 4, users with >= 20 of them, each user's 20 most recent, "
                "then a 5-core. Report the deviation from FAME's Table 1 (96,726 users / 16,297 items / "
                "1,856,746 interactions); other variants go through load_dataset(preprocessing=...).",
                "ratings.csv is ordered by (userId, movieId), so the stable time sort breaks ties by movieId "
-               "as fame.md §2.3 asks.",
+               "as docs/data.md §4 says.",
                "The zip's MD5 is GroupLens' published value (ml-20m.zip.md5); ratings.csv's checksum is unknown."),
     ),
     DatasetSpec(
         name="amazon-book",
-        description="Amazon Books (McAuley 2014 'ratings only'), MOJITO's 30/20-core (mojito.md §1.2)",
+        description="Amazon Books (McAuley 2014 'ratings only'), MOJITO's 30/20-core (docs/data.md §5)",
         interactions=SourceFile("amazon/ratings_Books.csv", url=f"{SNAP_AMAZON}/ratings_Books.csv"),
         parser=parsers.read_amazon_ratings,
         preprocessing=Preprocessing(kcore=KCore(30, 20)),
@@ -228,7 +228,7 @@ _SPECS = (
         has_timestamps=True,
         notes=("Preprocessing inferred, not confirmed: MOJITO's released code reads an already-filtered file; "
                "its config suggests collapsing repeats within 3 h and keeping the last 365 days of users with "
-               ">= 365 days of history (mojito.md §1.1). Only the 300/500-core is applied here.",
+               ">= 365 days of history (docs/data.md §5). Only the 300/500-core is applied here.",
                "The full file has about 1.09 billion events; parsing it needs tens of GB of memory."),
     ),
     DatasetSpec(

@@ -7,7 +7,7 @@ dominant facet (genre or creator) with ``n_preferred`` preferred values, half fr
 The time effect is *lagged*: a pick follows the time context of the user's previous visit (the first pick
 its own), so it is revealed by the input timestamps and not by the items before it. (A time-aware model
 such as MOJITO ranks from its inputs; the target's own time shifts every candidate's score alike,
-mojito.md M8, so an effect tied to the target's time could not be used for ranking.) At each step the user
+docs/mojito.md §6 and M8, so an effect tied to the target's time could not be used for ranking.) At each step the user
 
 1. continues the series of the previous item (its creator's next item) with probability ``p_series``;
 2. otherwise, with probability ``p_preferred``, takes a preferred value of the current time context and an

@@ -1,4 +1,4 @@
-"""The 7 UTC calendar features of MOJITO (mojito.md §1.5), computed as the official code does."""
+"""The 7 UTC calendar features of MOJITO (docs/data.md §7), computed as the official code does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MOJITO's training windows (mojito.md §1.4, official ``Dataset.train_interaction_indexes``).
+"""MOJITO's training windows (docs/data.md §8, official ``Dataset.train_interaction_indexes``).
 
 For a user whose training sequence is ``s_0..s_{n-1}`` (``last = n - 1``) the official code builds one
 SASRec-style sample per target index in
