@@ -37,7 +37,7 @@ class Profile:
     - ``case_study``: (dataset, user) of Fig. 7, at ``case_study_heads`` heads.
     - ``single_heads`` / ``single_experts``: H and N of the single trainings (``01_train``).
     - ``mojito_cohort_size``: users per cohort of the sampled protocol (None: all users).
-    - ``data_dir``: raw data folder (None: ``$SEQREC_DATA_DIR``, then ``./data``); ``device``: "auto",
+    - ``data_dir``: raw data folder (None: ``$SEQREC_DATA_DIR``, then the checkout's ``data/``); ``device``: "auto",
       "cpu", "cuda", ...
     - ``cpu_threads``: torch threads while a run trains on the CPU (None: torch's default). Small models
       run several times faster on one thread, and one thread cannot be slowed down by a busy machine.

@@ -92,14 +92,52 @@ def test_source_file_rejects_half_an_archive():
 
 # ------------------------------------------------------------------------------------------ data dir
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def test_resolve_data_dir_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SEQREC_DATA_DIR", raising=False)
-    assert resolve_data_dir() == tmp_path / "data"
+    assert resolve_data_dir() == REPO / "data"  # the checkout's data/, not the working directory's
     monkeypatch.setenv("SEQREC_DATA_DIR", str(tmp_path / "env"))
     assert resolve_data_dir() == tmp_path / "env"
     assert resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
     assert resolve_data_dir("relative") == tmp_path / "relative"
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch) -> Path:
+    """A fake repository checkout the package believes it runs from; the working directory is its
+    notebooks/ folder, as under papermill (--cwd notebooks), and SEQREC_DATA_DIR is unset."""
+    root = tmp_path / "repo"
+    (root / "seqrec_lib").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    (root / "pyproject.toml").write_text("")
+    monkeypatch.setattr(download, "CHECKOUT_ROOT", root)
+    monkeypatch.chdir(root / "notebooks")
+    monkeypatch.delenv("SEQREC_DATA_DIR", raising=False)
+    return root
+
+
+def test_default_data_dir_is_the_checkouts_from_any_working_directory(checkout):
+    (checkout / "data" / "d").mkdir(parents=True)
+    (checkout / "data" / "d" / "u.data").write_bytes(CONTENT)
+    source = SourceFile("d/u.data", sha256=sha256(CONTENT))
+    assert ensure_file(source) == checkout / "data" / "d" / "u.data"
+
+
+def test_failed_download_into_the_default_data_dir_leaves_nothing_behind(checkout, offline):
+    source = SourceFile("s3rec/Beauty.txt", url="https://example.org/data/Beauty.txt")
+    with pytest.raises(DataNotFoundError, match=str(checkout / "data" / "s3rec" / "Beauty.txt")):
+        ensure_file(source)
+    assert not (checkout / "data").exists() and list((checkout / "notebooks").iterdir()) == []
+
+
+def test_outside_a_checkout_the_default_data_dir_is_the_working_directorys(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "CHECKOUT_ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEQREC_DATA_DIR", raising=False)
+    assert resolve_data_dir() == tmp_path / "data"
 
 
 # ------------------------------------------------------------------------------------------ checksums
@@ -154,7 +192,7 @@ def test_downloaded_file_with_wrong_checksum_is_not_kept(tmp_path, remote):
     source = SourceFile("u.data", url=url, sha256=sha256(CONTENT))
     with pytest.raises(ChecksumMismatchError, match=f"u.data downloaded from {url}: sha256 checksum mismatch"):
         ensure_file(source, tmp_path / "data")
-    assert list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()  # neither the file nor the folder made for it
 
 
 def test_offline_message_names_file_path_and_url(tmp_path, offline):
@@ -229,7 +267,7 @@ def test_archive_with_wrong_checksum(tmp_path, remote):
     ratings, _ = archive_sources(remote, {"ml-fake/u.data": CONTENT, "ml-fake/u.item": b""}, archive_md5="0" * 32)
     with pytest.raises(ChecksumMismatchError, match="ml-fake.zip downloaded from .*md5 checksum mismatch"):
         ensure_file(ratings, tmp_path / "data")
-    assert list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_archive_member_with_wrong_checksum(tmp_path, remote):
@@ -237,8 +275,8 @@ def test_archive_member_with_wrong_checksum(tmp_path, remote):
     ratings = SourceFile(ratings.path, sha256="f" * 64, archive=ratings.archive, member=ratings.member)
     with pytest.raises(ChecksumMismatchError, match=r"ml-fake/u.data extracted from .*ml-fake.zip"):
         ensure_file(ratings, tmp_path / "data")
-    assert not (tmp_path / "data" / "ml-fake" / "u.data").exists()
-    assert list((tmp_path / "data" / "ml-fake").iterdir()) == []
+    assert not (tmp_path / "data" / "ml-fake").exists()  # the verified archive stays, the empty folder not
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["ml-fake.zip"]
 
 
 def test_truncated_local_archive_names_the_archive(tmp_path, remote):

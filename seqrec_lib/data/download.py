@@ -3,7 +3,7 @@
 Nothing is ever written in place: downloads and extracted members go to a temporary file in the target
 folder, are verified, then moved into place with ``os.replace``. A file that cannot be had (no network,
 ``download=False``, no official URL, unwritable folder) raises ``DataNotFoundError`` saying which file,
-where to put it and where to get it.
+where to put it and where to get it; folders created for it are removed again, so a failure leaves nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -24,6 +25,7 @@ from .parsers import DataFormatError
 from .registry import SourceFile
 
 ENV_DATA_DIR = "SEQREC_DATA_DIR"
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]  # the repository root when running from a checkout
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 
@@ -36,11 +38,50 @@ class ChecksumMismatchError(ValueError):
     """A file's checksum differs from the registered one; the message names the file, expected and actual."""
 
 
+def default_data_dir() -> Path:
+    """``data/`` of the repository checkout this package runs from, whatever the working directory (the
+    notebooks run in ``notebooks/``); ``./data`` when the package is installed outside a checkout."""
+    if (CHECKOUT_ROOT / "pyproject.toml").is_file() and (CHECKOUT_ROOT / "seqrec_lib").is_dir():
+        return CHECKOUT_ROOT / "data"
+    return Path("data").absolute()
+
+
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
-    """The raw-data folder: ``data_dir`` if given, else env ``SEQREC_DATA_DIR``, else ``./data`` (absolute)."""
+    """The raw-data folder (absolute): ``data_dir`` if given, else env ``SEQREC_DATA_DIR`` (both relative to
+    the working directory), else ``default_data_dir()``."""
     if data_dir is None:
-        data_dir = os.environ.get(ENV_DATA_DIR) or "data"
+        data_dir = os.environ.get(ENV_DATA_DIR) or default_data_dir()
     return Path(data_dir).expanduser().absolute()
+
+
+@contextmanager
+def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
+    """Create ``folder`` and its missing parents; if the block raises, remove again those of them that are
+    still empty, so a failed download or extraction leaves no empty folders behind."""
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield
+    except BaseException:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:  # not empty (someone else wrote there) or never created
+                break
+        raise
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A new empty temporary file in ``path``'s folder (hidden, ``.part``), deleted at the end unless it was
+    moved into place."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def file_digests(path: str | Path, algorithms: Iterable[str]) -> dict[str, str]:
@@ -120,50 +161,37 @@ def _fetch(source: SourceFile, url: str | None, dest: Path, checksums: dict[str,
         raise DataNotFoundError(_missing_message(source, root, "no download URL"))
     if not download:
         raise DataNotFoundError(_missing_message(source, root, "downloads are disabled (download=False)"))
-    tmp = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
-                                         delete=False) as out:
-            tmp = Path(out.name)
-            with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+        with _folder_removed_on_failure(dest.parent), _temporary_beside(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
                 size = response.headers.get("Content-Length")
                 with tqdm(total=int(size) if size else None, unit="B", unit_scale=True, unit_divisor=1024,
                           desc=f"downloading {dest.name}") as bar:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
                         bar.update(len(chunk))
-        verify_checksums(tmp, checksums, f"{dest.name} downloaded from {url}")
-        os.replace(tmp, dest)
+            verify_checksums(tmp, checksums, f"{dest.name} downloaded from {url}")
+            os.replace(tmp, dest)
     except OSError as err:  # includes URLError, HTTPError, timeouts and unwritable folders
         raise DataNotFoundError(_missing_message(source, root, f"download of {url} failed ({err})")) from err
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
 
 
 def _extract(archive: Path, source: SourceFile, root: Path) -> None:
     """Unzip ``source.member`` of ``archive`` to its place under ``root`` through a verified temporary file."""
     target = root / source.path
-    tmp = None
     try:
         with zipfile.ZipFile(archive) as bundle:
             if source.member not in bundle.namelist():
                 raise DataFormatError(archive, None, f"the archive has no member {source.member!r} "
                                                      f"(members: {', '.join(bundle.namelist()[:20])})")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with bundle.open(source.member) as member, tempfile.NamedTemporaryFile(
-                    dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False) as out:
-                tmp = Path(out.name)
-                shutil.copyfileobj(member, out, _CHUNK)
-        verify_checksums(tmp, source.checksums, f"{source.member} extracted from {archive}")
-        os.replace(tmp, target)
+            with _folder_removed_on_failure(target.parent), _temporary_beside(target) as tmp:
+                with bundle.open(source.member) as member, open(tmp, "wb") as out:
+                    shutil.copyfileobj(member, out, _CHUNK)
+                verify_checksums(tmp, source.checksums, f"{source.member} extracted from {archive}")
+                os.replace(tmp, target)
     except (zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise DataFormatError(archive, None, f"corrupt or truncated zip archive ({err}); delete it and download "
                                              f"it again from {source.download_url}") from err
     except OSError as err:
         raise DataNotFoundError(_missing_message(source, root, f"could not extract it from {archive} ({err})")) \
             from err
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
