@@ -10,14 +10,16 @@ import argparse
 import copy
 import dataclasses
 import random
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, NoReturn, get_args, get_origin, get_type_hints
 
 import numpy as np
 import torch
@@ -46,7 +48,6 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     select_metric: str = "NDCG@20"
-    checkpoint_seconds: float = 60.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -66,6 +67,67 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
+
+    def finished(self, config: TrainConfig) -> bool:
+        """True when the epoch budget or the patience is used up."""
+        return self.epoch >= config.epochs or self.bad_epochs >= config.patience
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by SIGINT or SIGTERM. ``checkpoint`` (None: the run had no folder) holds
+    ``epochs_saved`` finished epochs; ``fit`` with the same run folder continues from there."""
+
+    def __init__(self, signum: int, checkpoint: Path | None = None, epochs_saved: int = 0) -> None:
+        self.signum, self.checkpoint, self.epochs_saved = signum, checkpoint, epochs_saved
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """One line: what stopped training and what was kept."""
+        stopped = f"training stopped by {signal.Signals(self.signum).name}"
+        if self.checkpoint is None:
+            return f"{stopped}; the run has no folder, so nothing was saved"
+        if not self.epochs_saved:
+            return f"{stopped} during its first epoch; nothing saved yet"
+        return f"{stopped}; {self.checkpoint} holds its {self.epochs_saved} finished epoch(s)"
+
+
+class _StopOnSignals:
+    """While active (in the main thread), SIGINT and SIGTERM raise ``TrainingInterrupted`` at once, except
+    inside ``deferred()``, whose block finishes first (a checkpoint is never cut in half)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._deferring = False
+        self._pending: int | None = None
+
+    def __enter__(self) -> _StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._deferring:
+            self._pending = signum
+        else:
+            raise TrainingInterrupted(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold signals back until the block is done, then act on the last one."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending is not None:
+            raise TrainingInterrupted(self._pending)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -112,6 +174,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _load_checkpoint(path: Path, model: SequentialModel, optimizer: torch.optim.Optimizer,
+                     device: torch.device) -> tuple[TrainState, dict[str, Any]]:
+    """Restore ``model``, ``optimizer`` and the RNGs from ``last.pt``; returns (state, best weights)."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(ckpt["rng"])
+    return TrainState(**ckpt["state"]), ckpt["best_weights"]
+
+
+def _resume_message(path: Path, state: TrainState, config: TrainConfig) -> str:
+    """Where a resumed run stands and where it continues."""
+    done = (f"{state.epoch} of {config.epochs} epochs done, best valid {config.select_metric} "
+            f"{state.best_score:.4f} at epoch {state.best_epoch + 1}")
+    if state.finished(config):
+        return f"Resuming {path}: {done}; training had finished."
+    return f"Resuming {path}: {done}; continuing with epoch {state.epoch + 1}."
+
+
 def _metric_key(protocol: EvalProtocol) -> str:
     return protocol.mode if protocol.history_mask == "-inf" else f"{protocol.mode}:{protocol.history_mask}"
 
@@ -153,19 +234,20 @@ class Trainer:
     def fit(self, model: SequentialModel, split: SplitData, run_dir: Path | None = None) -> TrainState:
         """Train with early stopping; afterwards ``model`` holds the best validation weights.
 
-        With ``run_dir``, a checkpoint (``last.pt``) is written at most every ``checkpoint_seconds`` and
-        at the end, and an interrupted run continues from it; ``best.pt`` holds the best weights.
+        With ``run_dir``: ``last.pt`` (weights, optimiser, selection state, RNG states) is written after every
+        epoch, ``best.pt`` (the best weights) at the end, and a run whose ``last.pt`` exists continues from it,
+        printing where. SIGINT or SIGTERM stops training at once with ``TrainingInterrupted`` (a
+        ``KeyboardInterrupt``); ``last.pt`` then holds every finished epoch, so nothing but the interrupted
+        epoch is lost, and a checkpoint being written is completed first.
         """
         cfg = self.config
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         state, best_weights = TrainState(), copy.deepcopy(model.state_dict())
         last_path = None if run_dir is None else Path(run_dir) / "last.pt"
         if last_path is not None and last_path.exists():
-            ckpt = torch.load(last_path, map_location=split.train.device, weights_only=False)
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            best_weights, state = ckpt["best_weights"], TrainState(**ckpt["state"])
-            _set_rng_state(ckpt["rng"])
+            state, best_weights = _load_checkpoint(last_path, model, optimizer, split.train.device)
+            print(_resume_message(last_path, state, cfg), flush=True)
+        saved_epochs = state.epoch
 
         def checkpoint() -> None:
             if last_path is not None:
@@ -173,32 +255,35 @@ class Trainer:
                                    "best_weights": best_weights, "state": dataclasses.asdict(state),
                                    "rng": _rng_state()}, last_path)
 
-        last_saved = time.monotonic()
         bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=f"{type(model).__name__} on {split.name}",
                    disable=not cfg.progress)
-        while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
-            t0 = time.perf_counter()
-            loss = self._train_epoch(model, split, optimizer, state.epoch)
-            t1 = time.perf_counter()
-            valid = evaluate(model, split, "valid", self.protocols[0])
-            t2 = time.perf_counter()
-            score = valid[cfg.select_metric]
-            if score > state.best_score:
-                state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-                best_weights = copy.deepcopy(model.state_dict())
-            else:
-                state.bad_epochs += 1
-            state.log.append({"epoch": state.epoch + 1, "loss": loss, "valid": valid,
-                              "train_seconds": t1 - t0, "eval_seconds": t2 - t1})
-            state.epoch += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", **{cfg.select_metric: f"{score:.4f}"},
-                            best=f"{state.best_score:.4f}@{state.best_epoch + 1}")
-            if time.monotonic() - last_saved > cfg.checkpoint_seconds:
-                checkpoint()
-                last_saved = time.monotonic()
-        bar.close()
-        checkpoint()
+        with _StopOnSignals() as signals:
+            try:
+                while not state.finished(cfg):
+                    t0 = time.perf_counter()
+                    loss = self._train_epoch(model, split, optimizer, state.epoch)
+                    t1 = time.perf_counter()
+                    valid = evaluate(model, split, "valid", self.protocols[0])
+                    t2 = time.perf_counter()
+                    score = valid[cfg.select_metric]
+                    with signals.deferred():
+                        if score > state.best_score:
+                            state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+                            best_weights = copy.deepcopy(model.state_dict())
+                        else:
+                            state.bad_epochs += 1
+                        state.log.append({"epoch": state.epoch + 1, "loss": loss, "valid": valid,
+                                          "train_seconds": t1 - t0, "eval_seconds": t2 - t1})
+                        state.epoch += 1
+                        checkpoint()
+                        saved_epochs = state.epoch
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", **{cfg.select_metric: f"{score:.4f}"},
+                                    best=f"{state.best_score:.4f}@{state.best_epoch + 1}")
+            except TrainingInterrupted as stop:
+                raise TrainingInterrupted(stop.signum, last_path, saved_epochs) from None
+            finally:
+                bar.close()
         model.load_state_dict(best_weights)
         if run_dir is not None:
             save_torch_atomic(best_weights, Path(run_dir) / "best.pt")
@@ -210,7 +295,7 @@ class Trainer:
                 for which in ("valid", "test")}
 
 
-RESULT_NEUTRAL_FIELDS = ("device", "progress", "checkpoint_seconds")
+RESULT_NEUTRAL_FIELDS = ("device", "progress")
 
 
 def run_key(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
@@ -291,7 +376,45 @@ def train_and_evaluate(model_name: str, split: SplitData, model_config: Any | No
 # ---------------------------------------------------------------- command line
 
 
-def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+PROG = "python -m seqrec_lib.train"
+
+
+class UsageError(Exception):
+    """A mistake in the command line or in what it names (dataset, data files, settings): one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises ``UsageError`` with argparse's one-line message instead of printing the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (--help lists the options)")
+
+
+def _strict_bool(text: str) -> bool:
+    """true/yes/1 or false/no/0, in any case; anything else is an error (not silently False)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
+                             positive: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field of the dataclass ``cls`` (dest ``title.field``); ``positive`` fields must be
+    at least 1."""
     group = parser.add_argument_group(title)
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -301,7 +424,9 @@ def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: 
         if get_origin(hint) is Literal:
             kwargs["choices"] = list(get_args(hint))
         elif hint is bool:
-            kwargs["type"] = lambda s: s.lower() in ("1", "true", "yes")
+            kwargs["type"], kwargs["metavar"] = _strict_bool, "{true,false}"
+        elif f.name in positive:
+            kwargs["type"] = _positive_int
         elif hint in (int, float, str):
             kwargs["type"] = hint
         else:
@@ -309,44 +434,88 @@ def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: 
         group.add_argument(f"--{f.name.replace('_', '-')}", **kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .data.loading import load_dataset
-    from .data.sequences import build_splits
-    from .models.registry import MODELS, get_entry
+@dataclass(frozen=True)
+class _Job:
+    """One command-line run, ready to train."""
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default="sasrec", choices=sorted(MODELS))
-    known, _ = pre.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="python -m seqrec_lib.train", parents=[pre],
-                                     description="Train one model on one dataset and write its JSON record.")
+    model: str
+    split: SplitData
+    model_config: Any
+    train_config: TrainConfig
+    protocols: tuple[EvalProtocol, ...]
+    run_dir: Path
+    data_provenance: dict[str, Any]
+    threads: int | None
+
+
+def _parser(model: str, models: list[str], model_config: type) -> _Parser:
+    parser = _Parser(prog=PROG, description="Train one model on one dataset and write its JSON record. "
+                                            "Ctrl-C (or SIGTERM) stops it; the same command continues it.")
+    parser.add_argument("--model", default=model, choices=models)
     parser.add_argument("--dataset", required=True, help="a registered dataset name (e.g. beauty, ml-100k, synthetic)")
-    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $SEQREC_DATA_DIR, then ./data)")
+    parser.add_argument("--data-dir", default=None,
+                        help="raw data folder (default: $SEQREC_DATA_DIR, then the repository's data/)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<model>-<dataset>-<hash>)")
-    parser.add_argument("--samples-step", type=int, default=None,
+    parser.add_argument("--samples-step", type=_positive_int, default=None,
                         help="MOJITO's training windows every N items (100 ML-1M, 5 Amazon); default: one "
                              "all-positions sample per user")
     parser.add_argument("--eval", choices=["full", "sampled", "both"], default="full",
                         help="evaluation protocol(s); the first is used for model selection")
-    entry = get_entry(known.model)
-    _add_dataclass_arguments(parser, entry.config, "model")
-    _add_dataclass_arguments(parser, TrainConfig, "train")
-    args = vars(parser.parse_args(argv))
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch CPU threads (default: torch's choice); 1 is often fastest for these small "
+                             "models, and on a busy machine")
+    _add_dataclass_arguments(parser, model_config, "model")
+    _add_dataclass_arguments(parser, TrainConfig, "train", positive=("epochs", "patience", "batch_size"))
+    return parser
+
+
+def _prepare(argv: list[str] | None) -> _Job:
+    """Parse ``argv``, build the configs and load the data; any mistake raises ``UsageError``."""
+    from .data.loading import load_dataset
+    from .data.sequences import build_splits
+    from .models.registry import MODELS, get_entry
+
+    pre = _Parser(prog=PROG, add_help=False)
+    pre.add_argument("--model", default="sasrec", choices=sorted(MODELS))
+    model = pre.parse_known_args(argv)[0].model
+    entry = get_entry(model)
+    args = vars(_parser(model, sorted(MODELS), entry.config).parse_args(argv))
     model_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("model.")}
     train_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("train.")}
-    model_config, train_config = entry.config(**model_kw), TrainConfig(**train_kw)
-    modes = {"full": ("full",), "sampled": ("sampled",), "both": ("full", "sampled")}[args["eval"]]
-    protocols = tuple(EvalProtocol(mode=m, seed=train_config.seed) for m in modes)
-    data = load_dataset(args["dataset"], data_dir=args["data_dir"])
-    max_len = getattr(model_config, "max_len", 50)
-    split = build_splits(data, max_len=max_len, samples_step=args["samples_step"])
-    run_dir = args["out"] or Path("runs") / f"{known.model}-{args['dataset']}-{run_key(known.model, model_config, split, train_config, protocols)}"
-    _, record = train_and_evaluate(known.model, split, model_config, train_config, protocols, run_dir,
-                                   data.provenance)
+    try:
+        model_config, train_config = entry.config(**model_kw), TrainConfig(**train_kw)
+        modes = {"full": ("full",), "sampled": ("sampled",), "both": ("full", "sampled")}[args["eval"]]
+        protocols = tuple(EvalProtocol(mode=m, seed=train_config.seed) for m in modes)
+        data = load_dataset(args["dataset"], data_dir=args["data_dir"])
+        split = build_splits(data, max_len=getattr(model_config, "max_len", 50), samples_step=args["samples_step"])
+    except (ValueError, OSError) as err:  # bad settings, unknown dataset, missing/corrupt/misformatted files
+        raise UsageError(str(err)) from None
+    key = run_key(model, model_config, split, train_config, protocols)
+    run_dir = args["out"] or Path("runs") / f"{model}-{args['dataset']}-{key}"
+    return _Job(model, split, model_config, train_config, protocols, run_dir, data.provenance, args["threads"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line. Exit status 0; 2 for a usage or data error (one line, no traceback); 128 + the
+    signal number when SIGINT or SIGTERM stopped training (its checkpoint is kept)."""
+    try:
+        job = _prepare(argv)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        with torch_threads(job.threads):
+            _, record = train_and_evaluate(job.model, job.split, job.model_config, job.train_config,
+                                           job.protocols, job.run_dir, job.data_provenance)
+    except TrainingInterrupted as stop:
+        resume = "; run the same command to continue" if stop.epochs_saved else ""
+        print(f"{PROG}: {stop.describe()}{resume}", file=sys.stderr)
+        return 128 + stop.signum
     for which, by_protocol in record["metrics"].items():
         for key, metrics in by_protocol.items():
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             print(f"{which:5s} [{key}] {shown}")
-    print(f"record: {run_dir / 'result.json'}")
+    print(f"record: {job.run_dir / 'result.json'}")
     return 0
 
 

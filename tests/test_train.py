@@ -1,11 +1,14 @@
 import json
+import signal
+from pathlib import Path
 
 import pytest
 import torch
 
+import seqrec_lib.train as train_module
 from seqrec_lib.evaluation import EvalProtocol, evaluate
 from seqrec_lib.models.sasrec import SASRecConfig
-from seqrec_lib.train import TrainConfig, Trainer, train_and_evaluate
+from seqrec_lib.train import TrainConfig, Trainer, TrainingInterrupted, train_and_evaluate
 from tests.helpers import tiny_split
 
 SMALL = SASRecConfig(d=16, n_heads=2, max_len=10, attn_dropout=0.2, hidden_dropout=0.2)
@@ -77,3 +80,70 @@ def test_most_popular_is_evaluated_without_training():
 def test_trainer_rejects_duplicate_protocols():
     with pytest.raises(ValueError, match="differ"):
         Trainer(TrainConfig(), (EvalProtocol(), EvalProtocol()))
+
+
+# ----------------------------------------------------------------------------- checkpoints and signals
+
+
+def _signal_at_epoch(monkeypatch, epoch: int, signum: int = signal.SIGINT) -> None:
+    """Deliver ``signum`` to this process in the middle of training epoch ``epoch`` (0-based)."""
+    original = Trainer._train_epoch
+
+    def train_epoch(self, model, split, optimizer, index):
+        loss = original(self, model, split, optimizer, index)
+        if index == epoch:
+            signal.raise_signal(signum)
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_with_every_finished_epoch_saved(tmp_path, monkeypatch, signum):
+    _signal_at_epoch(monkeypatch, 2, signum)
+    with pytest.raises(TrainingInterrupted) as excinfo:
+        fit(epochs=5, run_dir=tmp_path)
+    stop = excinfo.value
+    assert isinstance(stop, KeyboardInterrupt) and stop.signum == signum
+    assert stop.checkpoint == tmp_path / "last.pt" and stop.epochs_saved == 2
+    assert signal.Signals(signum).name in str(stop) and "2 finished epoch(s)" in str(stop)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["state"]["epoch"] == 2
+    assert not (tmp_path / "result.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_after_a_signal_the_run_resumes_where_it_stopped_and_says_so(tmp_path, monkeypatch, capsys):
+    _, straight = fit(epochs=4, run_dir=tmp_path / "a")
+    with monkeypatch.context() as patch:
+        _signal_at_epoch(patch, 1)
+        with pytest.raises(TrainingInterrupted):
+            fit(epochs=4, run_dir=tmp_path / "b")
+    capsys.readouterr()
+    _, resumed = fit(epochs=4, run_dir=tmp_path / "b")
+    out = capsys.readouterr().out
+    assert f"Resuming {tmp_path / 'b' / 'last.pt'}: 1 of 4 epochs done" in out and "continuing with epoch 2" in out
+    assert [e["loss"] for e in resumed["epoch_log"]] == [e["loss"] for e in straight["epoch_log"]]
+    assert resumed["metrics"] == straight["metrics"]
+
+
+def test_a_signal_while_a_checkpoint_is_written_waits_for_it(tmp_path, monkeypatch):
+    real_save = train_module.save_torch_atomic
+
+    def save_during_signal(obj, path):
+        if Path(path).name == "last.pt" and obj["state"]["epoch"] == 2:
+            signal.raise_signal(signal.SIGTERM)  # arrives mid-write: the write must finish first
+        real_save(obj, path)
+
+    monkeypatch.setattr(train_module, "save_torch_atomic", save_during_signal)
+    with pytest.raises(TrainingInterrupted) as excinfo:
+        fit(epochs=5, run_dir=tmp_path)
+    assert excinfo.value.epochs_saved == 2
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["state"]["epoch"] == 2
+
+
+def test_without_a_run_folder_a_signal_says_nothing_was_saved(monkeypatch):
+    _signal_at_epoch(monkeypatch, 0)
+    with pytest.raises(TrainingInterrupted, match="no folder, so nothing was saved") as excinfo:
+        fit(epochs=3)
+    assert excinfo.value.checkpoint is None
