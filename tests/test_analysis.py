@@ -29,7 +29,7 @@ class FixedMaps(SequentialModel):
         super().__init__()
         self.maps, self.outs, self.n_items = attention, head_outputs, n_items
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
         rows = batch.users - 1
         out = ModelOutput(states=torch.zeros(len(batch), L, 4))
         if return_attention:

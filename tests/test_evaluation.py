@@ -31,7 +31,7 @@ class TableModel(SequentialModel):
         self.noise = noise
         self.calls: list[tuple[torch.Tensor, torch.Tensor | None, bool, bool]] = []
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
         scores = self.table[batch.users]
         if self.noise:
             scores = scores + self.noise * torch.rand(scores.shape)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from seqrec_lib.batch import Batch
 from seqrec_lib.models.fame import Fame, FameConfig
-from seqrec_lib.models.layers import attention_mask
+from seqrec_lib.models.tokens import TokenLayout
 from seqrec_lib.models.registry import build_model, make_config
 from seqrec_lib.models.sasrec import SASRec
 from tests.helpers import random_batch, tiny_split
@@ -42,11 +42,24 @@ def naive_mask(items: torch.Tensor) -> torch.Tensor:
     return m
 
 
+def padded_states(model: Fame, items: torch.Tensor) -> tuple[torch.Tensor, TokenLayout]:
+    """The lower blocks' states at every padded position [B, L, d] (and that layout: all B·L positions)."""
+    layout = TokenLayout.from_items(items, packed=False)
+    return model.encoder(items, layout).states.view(*items.shape, -1), layout
+
+
+def padded_moe(moe, x: torch.Tensor, layout: TokenLayout, return_attention: bool = False):
+    """MoEAttention on padded states [B, L, d] → f [B, H, L, d'], β [B, H, L, N], Ā [B, H, L, L] or None."""
+    B, L, _ = x.shape
+    f, beta, mixed = moe(x.reshape(B * L, -1), layout, return_attention)
+    return (f.view(B, L, *f.shape[1:]).transpose(1, 2), beta.view(B, L, *beta.shape[1:]).transpose(1, 2), mixed)
+
+
 def naive_fame(model: Fame, items: torch.Tensor) -> dict[str, torch.Tensor]:
     """FAME's last layer and prediction with explicit Python loops over heads and experts (eval mode)."""
     c, moe = model.config, model.moe
     H, N, e = c.n_heads, c.n_experts, c.d // c.n_heads
-    x = model.encoder(items, attention_mask(items)).states                      # [B, L, d]
+    x, _ = padded_states(model, items)                                           # [B, L, d]
     allowed = naive_mask(items)
     E = model.item_embedding
     heads, betas, mixed, facets = [], [], [], []
@@ -173,19 +186,19 @@ def test_n1_is_single_query_attention_with_the_pretrained_query():
     torch.testing.assert_close(out.attention[-1], ref.attention[-1])
     for a, b in zip(out.attention[:-1] + out.head_outputs[:-1], ref.attention[:-1] + ref.head_outputs[:-1]):
         torch.testing.assert_close(a, b)
-    f, _, _ = model.moe(model.encoder(batch.items, attention_mask(batch.items)).states, attention_mask(batch.items))
+    f, _, _ = padded_moe(model.moe, *padded_states(model, batch.items))
     torch.testing.assert_close(f, ref.head_outputs[-1])
 
     # without expert biases: the pretrained W_Q alone, hand-built
     nobias = Fame(dataclasses.replace(config, expert_bias=False), N_ITEMS).eval()
     nobias.load_pretrained(sasrec)
-    x = nobias.encoder(batch.items, attention_mask(batch.items)).states
+    x, layout = padded_states(nobias, batch.items)
     att = sasrec.encoder.blocks[-1].attention
     split = att.split_heads
     q, k, v = split(x @ att.query.weight.T), split(att.key(x)), split(att.value(x))
     probs = torch.softmax((q @ k.transpose(-1, -2) / math.sqrt(8)).masked_fill(~naive_mask(batch.items)[:, None],
                                                                              -math.inf), -1)
-    f, beta, mixed = nobias.moe(x, attention_mask(batch.items), return_attention=True)
+    f, beta, mixed = padded_moe(nobias.moe, x, layout, return_attention=True)
     assert torch.all(beta == 1)
     torch.testing.assert_close(mixed, probs)
     torch.testing.assert_close(f, probs @ v)

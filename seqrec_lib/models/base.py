@@ -39,8 +39,11 @@ class SequentialModel(nn.Module, ABC):
     n_negatives: int = 0
 
     @abstractmethod
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
-        """States at every position (+ per-layer attention maps and head outputs when asked)."""
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        """States at every position [B, L, d_out] (+ per-layer attention maps and head outputs when asked).
+
+        ``last_only``: the caller needs the state after the last position only (evaluation); a model may then
+        return ``states`` [B, 1, d_out] and skip the rest (``score`` reads ``states[:, -1]`` either way)."""
 
     @abstractmethod
     def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
@@ -55,8 +58,8 @@ class SequentialModel(nn.Module, ABC):
         """The model's own training objective on a training batch (a scalar)."""
 
     def predict(self, batch: Batch, candidates: Tensor | None = None) -> Tensor:
-        """``score(forward(batch))``: the scores the evaluation ranks."""
-        return self.score(self.forward(batch), batch, candidates)
+        """``score(forward(batch, last_only=True))``: the scores the evaluation ranks."""
+        return self.score(self.forward(batch, last_only=True), batch, candidates)
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each training epoch (0-based). Default: nothing.

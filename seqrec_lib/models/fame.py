@@ -31,9 +31,10 @@ from torch import Tensor, nn
 from ..batch import Batch
 from ..data.sequences import SplitData
 from .base import ModelOutput, SequentialModel
-from .layers import FeedForward, attention_mask, init_normal, masked_softmax
-from .losses import item_cross_entropy, target_positions
+from .layers import FeedForward, init_normal, masked_softmax
+from .losses import candidate_scores, item_cross_entropy, target_positions
 from .sasrec import BackboneConfig, SASRec, SASRecConfig, SequenceEncoder
+from .tokens import TokenLayout
 
 AttnResidual = Literal["slice", "none"]
 Mixture = Literal["logit", "probability"]
@@ -81,8 +82,9 @@ class FameConfig(BackboneConfig):
 class MoEAttention(nn.Module):
     """Self-attention with N expert queries per head over shared K/V, mixed by a per-head router.
 
-    forward: X [B, L, d], mask [B, 1, L, L] → f [B, H, L, d'] (Eq. 17), β [B, H, L, N] (Eq. 16), and with
-    ``return_attention`` the effective head attention Ā_h = Σ_n β_n α̃_n [B, H, L, L] (else None).
+    forward: X [T, d] at ``layout``'s tokens → f [Tq, H, d'] (Eq. 17), β [Tq, H, N] (Eq. 16), and with
+    ``return_attention`` the effective head attention Ā_h = Σ_n β_n α̃_n [B, H, W, W] (else None). Queries are
+    every token, or each sequence's last one with ``last_only`` (Tq = B).
     """
 
     def __init__(self, d: int, n_heads: int, n_experts: int, attn_dropout: float, expert_bias: bool) -> None:
@@ -93,7 +95,7 @@ class MoEAttention(nn.Module):
         self.experts = nn.Parameter(torch.empty(H, N, d, e))                  # W_Q(n)^(h)
         self.expert_bias = nn.Parameter(torch.empty(H, N, e)) if expert_bias else None
         self.router = nn.Parameter(torch.empty(H, N * e, N))                  # W_exp^(h)
-        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.p_attn = attn_dropout
 
     def reset_parameters(self, std: float) -> None:
         """Experts and router ~ N(0, std), expert biases 0 (K/V are initialised by ``init_normal``)."""
@@ -102,30 +104,42 @@ class MoEAttention(nn.Module):
         if self.expert_bias is not None:
             nn.init.zeros_(self.expert_bias)
 
-    def split_heads(self, x: Tensor) -> Tensor:
-        """[B, L, d] → [B, H, L, d']."""
-        B, L, _ = x.shape
-        return x.view(B, L, self.n_heads, self.d_head).transpose(1, 2)
+    def heads(self, x: Tensor, layout: TokenLayout) -> Tensor:
+        """[T, d] → [B, H, W, d'] per-head keys/values in the attention layout."""
+        return layout.pad(x.view(-1, self.n_heads, self.d_head)).transpose(1, 2)
 
-    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+    def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor, Tensor | None]:
-        B, L, _ = x.shape
-        q = torch.einsum("bld,hnde->bhnle", x, self.experts)                       # [B, H, N, L, d']
+        k, v = self.heads(self.key(x), layout), self.heads(self.value(x), layout)    # [B, H, W, d']
+        xq = layout.last_tokens(x) if last_only else x                               # [Tq, d]
+        q = torch.einsum("td,hnde->thne", xq, self.experts)                          # [Tq, H, N, d']
         if self.expert_bias is not None:
-            q = q + self.expert_bias[None, :, :, None, :]
-        k, v = self.split_heads(self.key(x)), self.split_heads(self.value(x))      # [B, H, L, d']
-        scores = torch.einsum("bhnle,bhje->bhnlj", q, k) / math.sqrt(self.d_head)   # [B, H, N, L, L]
+            q = q + self.expert_bias
+        q = (q[:, None] if last_only else layout.pad(q)).permute(0, 2, 3, 1, 4)     # [B, H, N, Wq, d']
+        mask = layout.attention[:, :, -1:] if last_only else layout.attention       # [B, 1, Wq, W]
+        scores = torch.einsum("bhnle,bhje->bhnlj", q, k) / math.sqrt(self.d_head)   # [B, H, N, Wq, W]
         probs = masked_softmax(scores, mask[:, :, None])                           # α̃ (Eq. 14)
-        outputs = torch.einsum("bhnlj,bhje->bhnle", self.attn_dropout(probs), v)  # f_n (Eq. 15)
-        concat = outputs.permute(0, 1, 3, 2, 4).reshape(B, self.n_heads, L, -1)     # [B, H, L, N·d']
-        beta = torch.softmax(torch.einsum("bhlk,hkn->bhln", concat, self.router), -1)  # [B, H, L, N]
-        f = torch.einsum("bhln,bhnle->bhle", beta, outputs)                        # [B, H, L, d']
-        mixed = torch.einsum("bhln,bhnlj->bhlj", beta, probs) if return_attention else None
+        dropped = (F.dropout(probs, self.p_attn, self.training) if last_only
+                   else layout.attention_dropout(probs, self.p_attn, self.training))
+        outputs = torch.einsum("bhnlj,bhje->blhne", dropped, v)                     # f_n (Eq. 15) [B, Wq, H, N, d']
+        outputs = outputs[:, 0] if last_only else layout.unpad(outputs)             # [Tq, H, N, d']
+        concat = outputs.flatten(2)                                                 # [Tq, H, N·d']
+        beta = torch.softmax(torch.einsum("thk,hkn->thn", concat, self.router), -1)   # [Tq, H, N]
+        f = torch.einsum("thn,thne->the", beta, outputs)                            # [Tq, H, d']
+        mixed = None
+        if return_attention:
+            beta_l = beta[:, None] if last_only else layout.pad(beta)               # [B, Wq, H, N]
+            mixed = torch.einsum("blhn,bhnlj->bhlj", beta_l, probs)                 # [B, H, Wq, W]
         return f, beta, mixed
 
 
 class Fame(SequentialModel):
-    """FAME on a SASRec backbone; build with ``from_split``, then ``load_pretrained`` a SASRec-CE checkpoint."""
+    """FAME on a SASRec backbone; build with ``from_split``, then ``load_pretrained`` a SASRec-CE checkpoint.
+
+    ``packed`` as SASRec's: compute on the real tokens only (False: on every padded position).
+    """
+
+    packed: bool = True
 
     def __init__(self, config: FameConfig, n_items: int) -> None:
         super().__init__()
@@ -135,7 +149,7 @@ class Fame(SequentialModel):
         self.encoder = SequenceEncoder(c.sasrec_config(), n_items, c.n_blocks - 1)   # blocks 1..n_blocks-1
         self.moe = MoEAttention(c.d, c.n_heads, c.n_experts, c.attn_dropout, c.expert_bias)
         self.residual_norm = nn.LayerNorm(d_head, eps=c.ln_eps) if c.attn_residual == "slice" else None
-        self.residual_dropout = nn.Dropout(c.hidden_dropout)
+        self.p_residual = c.hidden_dropout
         self.head_ffn = FeedForward(d_head, "relu_dd", c.hidden_dropout, c.ln_eps)  # FFN' + LN_d' (Eq. 7)
         self.facets = nn.Linear(c.d, c.d, bias=False)      # x @ weight.T = x [W_f^(1) | … | W_f^(H)] (Eq. 9)
         self.gate = nn.Linear(c.d, c.n_heads)              # W_g, b_g (Eq. 10)
@@ -157,25 +171,39 @@ class Fame(SequentialModel):
         """[V, d] E W_f: columns h·d'..(h+1)·d' are the head-h sub-embeddings x_v^(h) (Eq. 9)."""
         return self.facets(self.item_embedding)
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
-        """States concat_h(g̃_h F^(h)) [B, L, d]; extras ``gate`` [B, L, H], ``router`` [B, H, L, N],
-        ``head_states`` F^(h) [B, L, H, d']. With ``return_attention`` the last entries of ``attention`` and
-        ``head_outputs`` are the final layer's Ā [B, H, L, L] and F^(h) [B, H, L, d']."""
-        mask = attention_mask(batch.items)                                        # [B, 1, L, L]
-        out = self.encoder(batch.items, mask, return_attention)
-        x = out.states                                                            # [B, L, d]
-        B, L, d = x.shape
-        f, beta, mixed = self.moe(x, mask, return_attention)                      # [B, H, L, d'], [B, H, L, N]
+    def encode(self, batch: Batch, return_attention: bool = False, last_only: bool = False
+               ) -> tuple[ModelOutput, TokenLayout]:
+        """States concat_h(g̃_h F^(h)) [Tq, d] at the tokens (each sequence's last with ``last_only``), extras
+        ``gate`` [Tq, H], ``router`` [Tq, H, N], ``head_states`` F^(h) [Tq, H, d'], and the layout."""
+        layout = TokenLayout.from_items(batch.items, self.packed and not return_attention)
+        out = self.encoder(batch.items, layout, return_attention)
+        x = out.states                                                            # [T, d]
+        f, beta, mixed = self.moe(x, layout, return_attention, last_only)         # [Tq, H, d'], [Tq, H, N]
+        if last_only:
+            x = layout.last_tokens(x)
+        H = self.config.n_heads
         if self.residual_norm is not None:
-            f = self.residual_norm(self.moe.split_heads(x) + self.residual_dropout(f))
-        heads = self.head_ffn(f)                                                  # F^(h): [B, H, L, d']
-        head_states = heads.transpose(1, 2)                                       # [B, L, H, d']
-        gate = torch.softmax(self.gate(head_states.reshape(B, L, d)), -1)        # [B, L, H]
-        out.states = (gate[..., None] * head_states).reshape(B, L, d)
-        out.extras = {"gate": gate, "router": beta, "head_states": head_states}
+            dropped = (F.dropout(f, self.p_residual, self.training) if last_only
+                       else layout.dropout(f, self.p_residual, self.training, heads_first=True))
+            f = self.residual_norm(x.view(len(x), H, -1) + dropped)
+        heads = self.head_ffn(f, None if last_only else layout, heads_first=True)  # F^(h): [Tq, H, d']
+        gate = torch.softmax(self.gate(heads.flatten(1)), -1)                     # [Tq, H]
+        out.states = (gate[..., None] * heads).flatten(1)                         # [Tq, d]
+        out.extras = {"gate": gate, "router": beta, "head_states": heads}
         if return_attention:
             out.attention.append(mixed)
-            out.head_outputs.append(heads)
+            out.head_outputs.append(layout.pad(heads).transpose(1, 2))            # [B, H, L, d']
+        return out, layout
+
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        """States [B, L, d] (or [B, 1, d] with ``last_only``); extras ``gate`` [B, L, H], ``router``
+        [B, H, L, N], ``head_states`` F^(h) [B, L, H, d']. With ``return_attention`` the last entries of
+        ``attention`` and ``head_outputs`` are the final layer's Ā [B, H, L, L] and F^(h) [B, H, L, d']."""
+        out, layout = self.encode(batch, return_attention, last_only)
+        full = (lambda t: t[:, None]) if last_only else layout.to_full
+        out.states = full(out.states)
+        out.extras = {"gate": full(out.extras["gate"]), "router": full(out.extras["router"]).transpose(1, 2),
+                      "head_states": full(out.extras["head_states"])}
         return out
 
     def head_scores(self, out: ModelOutput) -> Tensor:
@@ -199,14 +227,14 @@ class Fame(SequentialModel):
         state = out.states[:, -1]                                                 # [B, d]
         if candidates is None:
             return state @ self.item_facets().T                                   # [B, V]
-        return torch.einsum("bd,bcd->bc", state, self.facets(self.item_embedding[candidates]))  # [B, C]
+        return candidate_scores(state, self.facets(self.item_embedding), candidates)   # [B, C]
 
     def loss(self, batch: Batch) -> Tensor:
         """CE of the mixed logits over items 1..n_items at the target positions (§5.5), or
         -log Σ_h g̃_h softmax(s^(h))_target with ``mixture='probability'``."""
-        out = self.forward(batch)
-        where = target_positions(batch.targets, self.config.loss_positions)
-        targets = batch.targets[where]                                            # [P]
+        out, layout = self.encode(batch)
+        where = layout.from_full(target_positions(batch.targets, self.config.loss_positions))   # [T]
+        targets = layout.from_full(batch.targets)[where]                          # [P]
         if self.config.mixture == "logit":
             return item_cross_entropy(out.states[where], self.item_facets(), targets)
         log_p = self.mixture_log_probs(out.extras["head_states"][where], out.extras["gate"][where])

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tokens import TokenLayout
+
 FFNKind = Literal["gelu_4d", "relu_dd"]
 PositionKind = Literal["slot", "from_start"]
 
@@ -51,7 +53,8 @@ def position_ids(items: Tensor, kind: PositionKind, max_len: int) -> Tensor:
 
 
 class ItemSequenceEmbedding(nn.Module):
-    """X0 = Dropout(LN(E[items] + P[positions])): [B, L] ids → [B, L, d]. ``E`` is shared with the output."""
+    """X0 = Dropout(LN(E[items] + P[positions])) at the tokens: items [B, L] → [T, d] (``layout``'s tokens).
+    ``E`` is shared with the output."""
 
     def __init__(self, n_items: int, d: int, max_len: int, dropout: float, ln_eps: float,
                  positions: PositionKind = "slot") -> None:
@@ -60,18 +63,21 @@ class ItemSequenceEmbedding(nn.Module):
         self.position = nn.Embedding(max_len, d)
         self.positions = positions
         self.norm = nn.LayerNorm(d, eps=ln_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
 
-    def forward(self, items: Tensor) -> Tensor:
-        pos = self.position(position_ids(items, self.positions, self.position.num_embeddings))
-        return self.dropout(self.norm(self.item(items) + pos))
+    def forward(self, items: Tensor, layout: TokenLayout) -> Tensor:
+        pos = layout.from_full(position_ids(items, self.positions, self.position.num_embeddings))   # [T]
+        x = self.norm(self.item(layout.from_full(items)) + self.position(pos))                     # [T, d]
+        return layout.dropout(x, self.p, self.training)
 
 
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention with output projection, residual and LayerNorm (post-LN).
 
-    forward: X [B, L, d] → (Y [B, L, d], A [B, H, L, L] or None, O [B, H, L, d'] or None), where A are
-    the post-softmax maps and O = A V the per-head outputs before W_O (mojito.md §6).
+    forward: X [T, d] at the tokens of ``layout`` → (Y [Tq, d], A [B, H, Wq, W] or None, O [B, H, Wq, d'] or
+    None), where A are the post-softmax maps and O = A V the per-head outputs before W_O (mojito.md §6).
+    Only the attention runs in the [B, H, W, W] layout; with ``last_only`` the queries are each sequence's last
+    token (Tq = B, Wq = 1), which is all evaluation needs of the last block.
     """
 
     def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ln_eps: float) -> None:
@@ -81,28 +87,38 @@ class MultiHeadSelfAttention(nn.Module):
         self.n_heads, self.d_head = n_heads, d // n_heads
         self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.out = nn.Linear(d, d)
-        self.attn_dropout = nn.Dropout(attn_dropout)
-        self.out_dropout = nn.Dropout(hidden_dropout)
+        self.p_attn, self.p_hidden = attn_dropout, hidden_dropout
         self.norm = nn.LayerNorm(d, eps=ln_eps)
 
     def split_heads(self, x: Tensor) -> Tensor:
-        """[B, L, d] → [B, H, L, d']."""
-        B, L, _ = x.shape
-        return x.view(B, L, self.n_heads, self.d_head).transpose(1, 2)
+        """[B, W, d] → [B, H, W, d']."""
+        B, W, _ = x.shape
+        return x.view(B, W, self.n_heads, self.d_head).transpose(1, 2)
 
-    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+    def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
-        probs = masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), mask)   # [B, H, L, L]
-        heads = self.attn_dropout(probs) @ v                                            # [B, H, L, d']
-        ctx = heads.transpose(1, 2).reshape(x.shape)                                   # [B, L, d]
-        y = self.norm(x + self.out_dropout(self.out(ctx)))
+        k, v = self.split_heads(layout.pad(self.key(x))), self.split_heads(layout.pad(self.value(x)))  # [B, H, W, d']
+        if last_only:
+            x = layout.last_tokens(x)                                                   # [B, d]
+            q, mask = self.split_heads(self.query(x)[:, None]), layout.attention[:, :, -1:]   # [B, H, 1, d']
+        else:
+            q, mask = self.split_heads(layout.pad(self.query(x))), layout.attention          # [B, H, W, d']
+        probs = masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), mask)     # [B, H, Wq, W]
+        dropped = (F.dropout(probs, self.p_attn, self.training) if last_only
+                   else layout.attention_dropout(probs, self.p_attn, self.training))
+        heads = dropped @ v                                                                 # [B, H, Wq, d']
+        ctx = heads.transpose(1, 2).flatten(2)                                              # [B, Wq, d]
+        ctx = ctx[:, 0] if last_only else layout.unpad(ctx)                                 # [Tq, d]
+        y = self.out(ctx)
+        y = F.dropout(y, self.p_hidden, self.training) if last_only else layout.dropout(y, self.p_hidden, self.training)
+        y = self.norm(x + y)
         return (y, probs, heads) if return_attention else (y, None, None)
 
 
 class FeedForward(nn.Module):
     """Point-wise FFN with residual and LayerNorm: GELU with a 4d inner size (ICLRec, default) or ReLU
-    with d×d (Kang / FAME Eq. 5). [B, L, d] → [B, L, d]."""
+    with d×d (Kang / FAME Eq. 5). [..., d] → [..., d]; its dropout draws as on ``layout``'s padded batch
+    (without a layout: plain ``F.dropout``)."""
 
     def __init__(self, d: int, kind: FFNKind, dropout: float, ln_eps: float) -> None:
         super().__init__()
@@ -111,15 +127,18 @@ class FeedForward(nn.Module):
         inner = 4 * d if kind == "gelu_4d" else d
         self.fc1, self.fc2 = nn.Linear(d, inner), nn.Linear(inner, d)
         self.act = F.gelu if kind == "gelu_4d" else F.relu
-        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
         self.norm = nn.LayerNorm(d, eps=ln_eps)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x + self.dropout(self.fc2(self.act(self.fc1(x)))))
+    def forward(self, x: Tensor, layout: TokenLayout | None = None, heads_first: bool = False) -> Tensor:
+        y = self.fc2(self.act(self.fc1(x)))
+        y = (F.dropout(y, self.p, self.training) if layout is None
+             else layout.dropout(y, self.p, self.training, heads_first))
+        return self.norm(x + y)
 
 
 class TransformerBlock(nn.Module):
-    """Self-attention then FFN, both post-LN. [B, L, d] → [B, L, d] (+ maps and head outputs)."""
+    """Self-attention then FFN, both post-LN. [T, d] → [T, d] (or [B, d] with ``last_only``) + maps/heads."""
 
     def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ffn: FFNKind,
                  ln_eps: float) -> None:
@@ -127,10 +146,10 @@ class TransformerBlock(nn.Module):
         self.attention = MultiHeadSelfAttention(d, n_heads, attn_dropout, hidden_dropout, ln_eps)
         self.ffn = FeedForward(d, ffn, hidden_dropout, ln_eps)
 
-    def forward(self, x: Tensor, mask: Tensor, return_attention: bool = False
+    def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        y, probs, heads = self.attention(x, mask, return_attention)
-        return self.ffn(y), probs, heads
+        y, probs, heads = self.attention(x, layout, return_attention, last_only)
+        return self.ffn(y, None if last_only else layout), probs, heads
 
 
 def init_normal(module: nn.Module, std: float) -> None:

@@ -1,15 +1,18 @@
 """Training objectives shared by the models: full softmax cross-entropy over items 1..n_items at the
-target positions (fame.md §4.4) and BCE with sampled negatives (Kang / ICLRec / MOJITO)."""
+target positions (fame.md §4.4), fused with the catalogue scoring so the [P, V] logits never exist at once,
+and BCE with sampled negatives (Kang / ICLRec / MOJITO) on gathered candidate scores."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 LossPositions = Literal["all", "last"]
+
+CE_CHUNK = 1024  # rows of logits formed at a time by the fused CE (measured in benchmarks/speed.py)
 
 
 def target_positions(targets: Tensor, positions: LossPositions = "all") -> Tensor:
@@ -24,11 +27,75 @@ def target_positions(targets: Tensor, positions: LossPositions = "all") -> Tenso
     return mask
 
 
-def item_cross_entropy(states: Tensor, item_table: Tensor, targets: Tensor) -> Tensor:
-    """Mean softmax CE over items 1..n_items: ``states`` [P, d] scored against ``item_table``
-    [n_items + 1, d] without its padding row 0, ``targets`` [P] in 1..n_items. Softmax in fp32."""
-    logits = states @ item_table[1:].T                                     # [P, n_items]
-    return F.cross_entropy(logits.float(), targets - 1)
+def item_cross_entropy(states: Tensor, item_table: Tensor, targets: Tensor, chunk: int = CE_CHUNK,
+                       matmul_dtype: torch.dtype | None = None) -> Tensor:
+    """Mean softmax CE over items 1..n_items: ``states`` [P, d] scored against ``item_table`` [n_items + 1, d]
+    without its padding row 0, ``targets`` [P] in 1..n_items.
+
+    Equal to ``F.cross_entropy(states @ item_table[1:].T, targets - 1)`` (values and both gradients, fp32), but
+    fused: per chunk of ``chunk`` rows the logits are formed, the loss read off and the gradient
+    (softmax − one-hot)/P formed and multiplied out at once, so neither the [P, V] logits nor their gradient
+    ever exist whole. Matmuls run in ``matmul_dtype`` (None: the autocast dtype inside autocast, else the
+    inputs'); softmax and loss always accumulate in fp32.
+    """
+    if states.dim() != 2 or item_table.dim() != 2 or states.shape[1] != item_table.shape[1]:
+        raise ValueError(f"states [P, d] and item_table [V, d] must share d, got {tuple(states.shape)} and "
+                         f"{tuple(item_table.shape)}")
+    if targets.shape != states.shape[:1]:
+        raise ValueError(f"targets must be [P] = [{states.shape[0]}], got {tuple(targets.shape)}")
+    if matmul_dtype is None:
+        matmul_dtype = (torch.get_autocast_dtype(states.device.type)
+                        if torch.is_autocast_enabled(states.device.type) else states.dtype)
+    grads = torch.is_grad_enabled() and (states.requires_grad or item_table.requires_grad)
+    with torch.autocast(states.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(states, item_table, targets, chunk, matmul_dtype, grads)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward computes the loss and, when gradients are needed, both gradients (scaled in backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, table: Tensor, targets: Tensor, chunk: int, dtype: torch.dtype,
+                grads: bool) -> Tensor:
+        P = h.shape[0]
+        W = table[1:].to(dtype)                                                   # [V, d]
+        want_h, want_w = grads and ctx.needs_input_grad[0], grads and ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(h) if want_h else None
+        grad_w = torch.zeros(W.shape, dtype=torch.float32, device=h.device) if want_w else None
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for start in range(0, P, chunk):
+            hc, tc = h[start:start + chunk].to(dtype), targets[start:start + chunk, None] - 1   # [c, d], [c, 1]
+            logits = (hc @ W.T).float()                                           # [c, V]
+            lse = torch.logsumexp(logits, 1, keepdim=True)                        # [c, 1]
+            total += (lse - logits.gather(1, tc)).sum()
+            if want_h or want_w:
+                grad = logits.sub_(lse).exp_()                                    # softmax
+                grad.scatter_add_(1, tc, grad.new_full(tc.shape, -1.0)).div_(P)   # (p − onehot) / P
+                grad = grad.to(dtype)
+                if want_h:
+                    grad_h[start:start + chunk] = grad @ W
+                if want_w:
+                    if dtype == torch.float32:
+                        grad_w.addmm_(grad.T, hc)
+                    else:
+                        grad_w += (grad.T @ hc).float()
+        ctx.save_for_backward(grad_h if want_h else None, grad_w if want_w else None)
+        ctx.table_dtype = table.dtype
+        return total / P
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        grad_h, grad_w = ctx.saved_tensors
+        if grad_h is not None:
+            grad_h = grad_h * grad_out
+        if grad_w is not None:
+            grad_w = F.pad(grad_w * grad_out, (0, 0, 1, 0)).to(ctx.table_dtype)   # row 0 (padding): no grad
+        return grad_h, grad_w, None, None, None, None
+
+
+def candidate_scores(states: Tensor, item_table: Tensor, candidates: Tensor) -> Tensor:
+    """<states, item_table[candidates]>: states [P, d], candidates [P, K] ids → [P, K] (sampled scoring)."""
+    return torch.einsum("pd,pkd->pk", states, item_table[candidates])
 
 
 def bce_with_negatives(pos: Tensor, neg: Tensor) -> Tensor:

@@ -275,7 +275,7 @@ class Mojito(SequentialModel):
         table[users[keep], rank[keep]] = items[keep]
         self.fism.copy_(table)
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
         c = self.config
         items = batch.items                                                           # [B, L]
         if items.shape[1] != c.max_len:

@@ -28,7 +28,7 @@ class MostPopular(SequentialModel):
     def from_split(cls, config: MostPopularConfig, split: SplitData) -> "MostPopular":
         return cls(split.valid_history.item_counts(split.n_items))
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
         return ModelOutput(states=self.counts.new_zeros(len(batch), batch.items.shape[1], 0))
 
     def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:

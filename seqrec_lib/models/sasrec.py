@@ -13,8 +13,9 @@ from torch import Tensor, nn
 from ..batch import Batch
 from ..data.sequences import SplitData
 from .base import ModelOutput, SequentialModel
-from .layers import FFNKind, ItemSequenceEmbedding, PositionKind, TransformerBlock, attention_mask, init_normal
-from .losses import LossPositions, bce_with_negatives, item_cross_entropy, target_positions
+from .layers import FFNKind, ItemSequenceEmbedding, PositionKind, TransformerBlock, init_normal
+from .losses import LossPositions, bce_with_negatives, candidate_scores, item_cross_entropy, target_positions
+from .tokens import TokenLayout
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ class SASRecConfig(BackboneConfig):
 
 
 class SequenceEncoder(nn.Module):
-    """Embedding plus ``n_blocks`` Transformer blocks: [B, L] ids → states [B, L, d]."""
+    """Embedding plus ``n_blocks`` Transformer blocks on the real tokens: [B, L] ids → states [T, d]
+    (``layout``'s tokens), or [B, d] at each sequence's last item with ``last_only`` (evaluation)."""
 
     def __init__(self, config: SASRecConfig, n_items: int, n_blocks: int) -> None:
         super().__init__()
@@ -71,20 +73,29 @@ class SequenceEncoder(nn.Module):
             for _ in range(n_blocks)
         )
 
-    def forward(self, items: Tensor, mask: Tensor, return_attention: bool = False) -> ModelOutput:
-        x = self.embedding(items)
+    def forward(self, items: Tensor, layout: TokenLayout, return_attention: bool = False,
+                last_only: bool = False) -> ModelOutput:
+        x = self.embedding(items, layout)                                         # [T, d]
         out = ModelOutput(states=x)
-        for block in self.blocks:
-            x, probs, heads = block(x, mask, return_attention)
+        for i, block in enumerate(self.blocks):
+            x, probs, heads = block(x, layout, return_attention, last_only and i == len(self.blocks) - 1)
             if return_attention:
                 out.attention.append(probs)
                 out.head_outputs.append(heads)
+        if last_only and not self.blocks:
+            x = layout.last_tokens(x)
         out.states = x
         return out
 
 
 class SASRec(SequentialModel):
-    """Self-attentive sequential recommendation; score(v) = <E_v, X_out[-1]>."""
+    """Self-attentive sequential recommendation; score(v) = <E_v, X_out[-1]>.
+
+    ``packed`` (not a hyperparameter: results are the same): compute on the real tokens only; False computes
+    every padded position too, the reference the tests compare the packed path against.
+    """
+
+    packed: bool = True
 
     def __init__(self, config: SASRecConfig, n_items: int) -> None:
         super().__init__()
@@ -102,24 +113,33 @@ class SASRec(SequentialModel):
         """[n_items + 1, d] the shared item table (row 0 = padding)."""
         return self.encoder.embedding.item.weight
 
-    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
-        return self.encoder(batch.items, attention_mask(batch.items), return_attention)
+    def encode(self, batch: Batch, return_attention: bool = False, last_only: bool = False
+               ) -> tuple[ModelOutput, TokenLayout]:
+        """States at the real tokens [T, d] (or [B, d] with ``last_only``) and their layout."""
+        layout = TokenLayout.from_items(batch.items, self.packed and not return_attention)
+        return self.encoder(batch.items, layout, return_attention, last_only), layout
+
+    def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
+        out, layout = self.encode(batch, return_attention, last_only)
+        out.states = out.states[:, None] if last_only else layout.to_full(out.states)   # [B, 1 or L, d]
+        return out
 
     def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
         last = out.states[:, -1]                                                  # [B, d]
         if candidates is None:
             return last @ self.item_embedding.T                                   # [B, V+1]
-        return torch.einsum("bd,bcd->bc", last, self.item_embedding[candidates])  # [B, C]
+        return candidate_scores(last, self.item_embedding, candidates)            # [B, C]
 
     def loss(self, batch: Batch) -> Tensor:
-        states = self.forward(batch).states
-        where = target_positions(batch.targets, self.config.loss_positions)
-        h, targets = states[where], batch.targets[where]                          # [P, d], [P]
+        out, layout = self.encode(batch)
+        targets = layout.from_full(batch.targets)                                 # [T]
+        where = layout.from_full(target_positions(batch.targets, self.config.loss_positions))
+        h, targets = out.states[where], targets[where]                            # [P, d], [P]
         if self.config.loss == "ce":
             return item_cross_entropy(h, self.item_embedding, targets)
         if batch.negatives is None:
             raise ValueError("SASRec with loss='bce' needs batch.negatives [B, L, 1] (the trainer samples them)")
         E = self.item_embedding
-        pos = (h * E[targets]).sum(-1)                                            # [P]
-        neg = torch.einsum("pd,pkd->pk", h, E[batch.negatives[where]])            # [P, K]
+        pos = candidate_scores(h, E, targets[:, None])[:, 0]                      # [P]
+        neg = candidate_scores(h, E, layout.from_full(batch.negatives)[where])    # [P, K]
         return bce_with_negatives(pos, neg)

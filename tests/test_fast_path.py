@@ -1,0 +1,175 @@
+"""The fast path against the computation it replaces: packed tokens vs every padded position (states and
+gradients, dropout on), the fused linear + cross-entropy vs ``F.cross_entropy`` of the full logits, and the
+last-position evaluation forward vs the full forward."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqrec_lib.models.fame import Fame, FameConfig
+from seqrec_lib.models.losses import item_cross_entropy
+from seqrec_lib.models.sasrec import SASRec, SASRecConfig
+from seqrec_lib.models.tokens import TokenLayout, dropout_noise
+from tests.helpers import random_batch
+
+N_ITEMS = 40
+
+
+def build(kind: str, packed: bool, **kw):
+    torch.manual_seed(0)
+    if kind == "sasrec":
+        model = SASRec(SASRecConfig(d=32, max_len=12, **kw), N_ITEMS)
+    else:
+        model = Fame(FameConfig(d=32, max_len=12, n_experts=3, **kw), N_ITEMS)
+        with torch.no_grad():                       # a non-trivial router, gate and FFN'
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    model.packed = packed
+    return model
+
+
+def loss_and_grads(model, batch, train: bool):
+    model.train(train)
+    model.zero_grad()
+    torch.manual_seed(123)                          # the same dropout draws in both layouts
+    loss = model.loss(batch)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("kind,kw", [("sasrec", {}), ("sasrec", {"loss": "bce"}), ("sasrec", {"n_heads": 4}),
+                                     ("sasrec", {"positions": "from_start", "loss_positions": "last"}),
+                                     ("fame", {}), ("fame", {"attn_residual": "none", "n_blocks": 3}),
+                                     ("fame", {"mixture": "probability", "n_heads": 4})])
+@pytest.mark.parametrize("train", [False, True])
+def test_packed_equals_padded_loss_and_gradients(kind, kw, train):
+    batch = random_batch(n_items=N_ITEMS, B=6, L=12, seed=3)
+    if kw.get("loss") == "bce":
+        g = torch.Generator().manual_seed(0)
+        batch = batch.with_negatives(torch.randint(1, N_ITEMS + 1, (6, 12, 1), generator=g) * (batch.targets > 0)[..., None])
+    padded_loss, padded_grads = loss_and_grads(build(kind, False, **kw), batch, train)
+    packed_loss, packed_grads = loss_and_grads(build(kind, True, **kw), batch, train)
+    torch.testing.assert_close(packed_loss, padded_loss)
+    assert packed_grads.keys() == padded_grads.keys()
+    for name in padded_grads:
+        torch.testing.assert_close(packed_grads[name], padded_grads[name], msg=name)
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "fame"])
+def test_packed_states_equal_padded_states_at_real_positions(kind):
+    batch = random_batch(n_items=N_ITEMS, B=5, L=12, seed=4)
+    real = batch.items > 0
+    padded, packed = build(kind, False).eval(), build(kind, True).eval()
+    with torch.no_grad():
+        a, b = padded(batch), packed(batch)
+    torch.testing.assert_close(b.states[real], a.states[real])
+    assert torch.all(b.states[~real] == 0), "padding positions of the packed path are zero"
+    for key in b.extras:
+        torch.testing.assert_close(b.extras[key].transpose(1, 2)[real] if key == "router" else b.extras[key][real],
+                                   a.extras[key].transpose(1, 2)[real] if key == "router" else a.extras[key][real])
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "fame"])
+def test_last_only_forward_gives_the_full_forward_scores(kind):
+    batch = random_batch(n_items=N_ITEMS, B=7, L=12, seed=6)
+    model = build(kind, True).eval()
+    with torch.no_grad():
+        full = model.score(model(batch), batch)
+        last = model.predict(batch)
+        cand = torch.randint(1, N_ITEMS + 1, (7, 5))
+        torch.testing.assert_close(model.predict(batch, cand), full.gather(1, cand))
+    torch.testing.assert_close(last, full)
+
+
+def test_layout_moves_tokens_and_keeps_positions():
+    items = torch.tensor([[0, 0, 0, 5, 6], [0, 1, 2, 3, 4], [0, 0, 0, 0, 9]])
+    layout = TokenLayout.from_items(items)
+    assert layout.width == 4 and layout.n_tokens == 7
+    assert layout.from_full(items).tolist() == [5, 6, 1, 2, 3, 4, 9]
+    assert layout.positions.tolist() == [3, 4, 1, 2, 3, 4, 4]
+    x = torch.arange(1.0, 8.0)[:, None]                                    # token values 1..7
+    assert layout.to_full(x)[..., 0].tolist() == [[0, 0, 0, 1, 2], [0, 3, 4, 5, 6], [0, 0, 0, 0, 7]]
+    assert torch.equal(layout.unpad(layout.pad(x)), x)
+    assert layout.last_tokens(x)[:, 0].tolist() == [2, 6, 7]
+    dense = TokenLayout.from_items(items, packed=False)
+    assert dense.width == 5 and dense.n_tokens == 15
+
+
+def test_layout_dropout_is_f_dropout_of_the_padded_tensor():
+    items = random_batch(n_items=N_ITEMS, B=4, L=9, seed=2).items
+    layout = TokenLayout.from_items(items)
+    padded = torch.randn(4, 9, 3)
+    torch.manual_seed(5)
+    expected = F.dropout(padded, 0.4, training=True)
+    torch.manual_seed(5)
+    got = layout.dropout(layout.from_full(padded), 0.4, training=True)
+    torch.testing.assert_close(got, layout.from_full(expected))
+    torch.manual_seed(5)
+    noise = dropout_noise((4, 9, 3), 0.4, padded)
+    torch.testing.assert_close(padded * noise, expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_fused_cross_entropy_equals_full_logits(chunk):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(50, 16, generator=g, requires_grad=True)
+    table = torch.randn(N_ITEMS + 1, 16, generator=g, requires_grad=True)
+    targets = torch.randint(1, N_ITEMS + 1, (50,), generator=g)
+    fused = item_cross_entropy(h, table, targets, chunk=chunk)
+    (fused * 3.0).backward()                               # a non-unit upstream gradient
+    gh, gt = h.grad.clone(), table.grad.clone()
+    h.grad = table.grad = None
+    ref = F.cross_entropy(h @ table[1:].T, targets - 1)
+    (ref * 3.0).backward()
+    torch.testing.assert_close(fused, ref)
+    torch.testing.assert_close(gh, h.grad)
+    torch.testing.assert_close(gt, table.grad)
+    assert torch.all(gt[0] == 0), "the padding row gets no gradient"
+
+
+def test_fused_cross_entropy_without_grad_and_through_a_table_function():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(20, 8, generator=g)
+    E = torch.randn(N_ITEMS + 1, 8, generator=g, requires_grad=True)
+    W = torch.randn(8, 8, generator=g, requires_grad=True)
+    targets = torch.randint(1, N_ITEMS + 1, (20,), generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(item_cross_entropy(h, E @ W, targets), F.cross_entropy(h @ (E @ W)[1:].T, targets - 1))
+    item_cross_entropy(h, E @ W, targets, chunk=6).backward()   # FAME's facet table E W_f
+    gE, gW = E.grad.clone(), W.grad.clone()
+    E.grad = W.grad = None
+    F.cross_entropy(h @ (E @ W)[1:].T, targets - 1).backward()
+    torch.testing.assert_close(gE, E.grad)
+    torch.testing.assert_close(gW, W.grad)
+
+
+def test_fused_cross_entropy_bf16_is_close_and_rejects_bad_shapes():
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(30, 16, generator=g)
+    table = torch.randn(N_ITEMS + 1, 16, generator=g)
+    targets = torch.randint(1, N_ITEMS + 1, (30,), generator=g)
+    ref = F.cross_entropy(h @ table[1:].T, targets - 1)
+    low = item_cross_entropy(h, table, targets, matmul_dtype=torch.bfloat16)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, ref, atol=0.05, rtol=0.02)
+    with pytest.raises(ValueError, match="share d"):
+        item_cross_entropy(h, table[:, :8], targets)
+    with pytest.raises(ValueError, match="targets"):
+        item_cross_entropy(h, table, targets[:5])
+
+
+def test_fame_last_only_gives_last_position_extras():
+    model = build("fame", True).eval()
+    batch = random_batch(n_items=N_ITEMS, B=3, L=12, seed=8)
+    with torch.no_grad():
+        full, last = model(batch), model(batch, last_only=True)
+    assert last.states.shape == (3, 1, 32)
+    torch.testing.assert_close(last.extras["gate"][:, -1], full.extras["gate"][:, -1])
+    torch.testing.assert_close(last.extras["router"][:, :, -1], full.extras["router"][:, :, -1])
+    torch.testing.assert_close(model.head_scores(last), model.head_scores(full))
+    cfg = dataclasses.replace(model.config, mixture="probability")
+    prob = Fame(cfg, N_ITEMS).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(prob.predict(batch), prob.score(prob(batch), batch))
