@@ -34,7 +34,7 @@ from .models.base import ModelOutput, SequentialModel
 __all__ = [
     "HeadDistances", "per_user_head_distances", "diversity_table", "head_diversity", "bootstrap_ci",
     "paired_bootstrap", "compare_head_diversity", "CaseStudy", "case_study", "facet_table",
-    "head_facet_alignment",
+    "head_facet_alignment", "head_distance_matrices", "attention_maps",
 ]
 
 # bootstrap resamples are drawn in chunks of about this many indices, to bound memory for many users
@@ -531,3 +531,77 @@ def head_facet_alignment(fame_model: SequentialModel, split: SplitData,
         "chance": float(chance.mean()),
         "n_users": len(share),
     })
+
+
+# ---------------------------------------------------------------------------------------------------------
+# head maps for heatmaps (docs/analysis.md §1): which pairs of heads differ, and one user's attention
+
+
+def _pairwise_distance_matrix(x: Tensor, unit: bool = False) -> Tensor:
+    """[B, H, ...] → [B, H, H] float64: ‖x_h − x_h'‖_F for every pair of heads (Gram form, as
+    ``_pairwise_mean_distance``; ``unit`` scales each x_h to unit norm first)."""
+    B, H = x.shape[:2]
+    flat = x.reshape(B, H, -1).double()
+    if unit:
+        flat = flat / flat.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    gram = flat @ flat.transpose(1, 2)
+    sq = gram.diagonal(dim1=1, dim2=2)
+    d = (sq[:, :, None] + sq[:, None, :] - 2.0 * gram).clamp_min(0.0).sqrt()
+    return d * (1.0 - torch.eye(H, dtype=d.dtype, device=d.device))          # exact zeros on the diagonal
+
+
+_MATRIX_QUANTITIES = ("attention", "attention_norm", "output", "output_norm")
+
+
+def head_distance_matrices(model: SequentialModel, split: SplitData, quantity: str = "attention_norm",
+                           which: str = "test", batch_size: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """Per layer, the [H, H] matrix whose entry (h, h') is the distance between heads h and h' averaged over
+    the users' ``which`` inputs, for one ``quantity`` of ``head_diversity`` (attention, attention_norm,
+    output, output_norm); the mean of a matrix's off-diagonal entries is that quantity's mean in the
+    diversity table. Same forward passes as ``per_user_head_distances`` (eval mode, forked RNG ``seed``)."""
+    if quantity not in _MATRIX_QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; known: {', '.join(_MATRIX_QUANTITIES)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _seed_check(seed, 1)
+    batch, _ = _rows_and_history(split, which)
+    sums: list[Tensor] = []
+    with _analysis_mode([model], seed):
+        for rows in torch.arange(len(batch), device=batch.device).split(batch_size):
+            chunk = batch.select(rows)
+            out = model(chunk, return_attention=True)
+            _check_maps(out, chunk, model)
+            valid = chunk.items > 0
+            for layer, (a, o) in enumerate(zip(out.attention, out.head_outputs)):
+                if quantity.startswith("attention"):
+                    pair = (valid[:, :, None] & valid[:, None, :])[:, None]
+                    d = _pairwise_distance_matrix(a.masked_fill(~pair, 0.0))
+                    if quantity == "attention_norm":
+                        d = d / torch.sqrt(2.0 * valid.sum(1).double())[:, None, None]
+                else:
+                    d = _pairwise_distance_matrix(o.masked_fill(~valid[:, None, :, None], 0.0),
+                                                  unit=quantity == "output_norm")
+                if layer == len(sums):
+                    sums.append(d.sum(0))
+                else:
+                    sums[layer] = sums[layer] + d.sum(0)
+    return [(s / len(batch)).cpu().numpy() for s in sums]
+
+
+def attention_maps(model: SequentialModel, split: SplitData, user: int, which: str = "test",
+                   seed: int = 0) -> tuple[list[int], list[np.ndarray]]:
+    """One user's attention maps on the ``which`` input: (the input item ids, oldest first; per layer the
+    [H, n, n] maps on those n non-padded positions, rows = query positions, columns = attended positions).
+    The model runs in eval mode in a forked RNG seeded with ``seed``."""
+    batch, _ = _rows_and_history(split, which)
+    rows = torch.nonzero(batch.users == user).flatten()
+    if len(rows) != 1:
+        raise ValueError(f"user {user} has {len(rows)} samples in the {which!r} rows; expected exactly one")
+    one = batch.select(rows)
+    with _analysis_mode([model], seed):
+        out = model(one, return_attention=True)
+    if not out.attention:
+        raise ValueError(f"{type(model).__name__}.forward(return_attention=True) returned no attention maps")
+    valid = one.items[0] > 0
+    maps = [a[0][:, valid][:, :, valid].double().cpu().numpy() for a in out.attention]
+    return _ids(one.items[0]), maps

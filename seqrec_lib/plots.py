@@ -1,41 +1,54 @@
 """The figures of the notebooks: one function per figure, each returning a ``matplotlib.figure.Figure``.
 
-Every figure has a title, labelled axes and a legend, gives each model ONE colour (``PALETTE``, keyed by the
-labels of ``experiments.results_frame``: "SASRec-CE", "SASRec-BCE", "FAME w/o MoE", "FAME", "MOJITO",
-"MostPop"), and states its dataset, metric and protocol (panel titles plus a footnote line).
-``save_figure(fig, out_dir, name)`` writes ``name.png`` and ``name.pdf``.
+Every figure has a title, labelled axes and a legend (or a colour bar), gives each model ONE colour
+(``PALETTE``, keyed by the labels of ``experiments.results_frame``: "SASRec-CE", "SASRec-BCE", "FAME w/o
+MoE", "FAME", "MOJITO", "MostPop"), and states its dataset, metric and protocol (panel titles plus a
+footnote line). ``save_figure(fig, out_dir, name)`` writes ``name.png`` and ``name.pdf``.
 
-Figures are built with ``Figure()`` directly (no pyplot state), so they work under any backend; a
-notebook shows one by ending a cell with it. Headless (no display, not in a kernel) the Agg backend is
-selected for anything else that imports pyplot.
+seaborn draws what it does well: the faceted grids (metric × dataset, one panel per quantity or dataset:
+``FacetGrid``), means with error bars over seeds and the seeds themselves (``pointplot``, ``barplot``,
+``stripplot``), histograms (``histplot``) and heatmaps (head-distance matrices, attention maps). Plain
+matplotlib keeps what it does better: the learning curves, bars whose intervals were computed elsewhere
+(bootstrap CIs from ``analysis``) and the case-study grid of Fig. 7. Every figure is drawn in one style
+(``STYLE``) set only while it is built, so importing this module changes no global settings.
+
+A notebook shows a figure by ending a cell with it. Figures that seaborn's ``FacetGrid`` creates are
+removed from pyplot's list of open figures at once, so a notebook shows each figure once, as with the
+others, which are built with ``Figure()`` directly. Headless (no display, not in a kernel) the Agg backend
+is selected before pyplot is imported.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
 
 if not os.environ.get("MPLBACKEND") and not os.environ.get("DISPLAY") and "ipykernel" not in sys.modules:
     matplotlib.use("Agg")
 
-import numpy as np
-import pandas as pd
-from matplotlib.colors import to_hex
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize, to_hex  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 __all__ = [
-    "PALETTE", "PAPER_COLOUR", "colour", "dataset_title", "metric_column", "save_figure",
+    "PALETTE", "PAPER_COLOUR", "STYLE", "colour", "dataset_title", "metric_column", "save_figure",
     "length_distribution_figure", "learning_curves_figure", "head_sweep_figure", "expert_sweep_figure",
-    "head_diversity_figure", "case_study_figure", "facet_alignment_figure", "results_figure", "markdown_table",
-    "save_table",
+    "head_diversity_figure", "head_distance_figure", "attention_maps_figure", "case_study_figure",
+    "facet_alignment_figure", "results_figure", "markdown_table", "save_table",
 ]
 
 # ---------------------------------------------------------------------------------------------------------
@@ -58,11 +71,28 @@ ALIASES: dict[str, str] = {
 PAPER_COLOUR = "black"      # the papers' numbers, wherever they are drawn
 _EXTRA = ("#8c564b", "#e377c2", "#bcbd22", "#ff7f0e", "#393b79", "#637939")
 _NEUTRAL = "#4a5a6a"        # non-model series (datasets, histories)
+_BAND = "#e4e4e4"           # the value chosen on validation (H*, N*)
+HEATMAP_CMAP = "rocket_r"   # sequential, light = small: distances and attention weights
+
+# seaborn's "ticks" style with a light horizontal grid, matplotlib's default font sizes
+STYLE: dict[str, Any] = {"axes.grid": True, "axes.grid.axis": "y", "grid.color": "#e8e8e8",
+                         "axes.edgecolor": "#444444", "xtick.bottom": True, "ytick.left": True}
 
 DATASET_TITLES: dict[str, str] = {
     "beauty": "Beauty", "sports": "Sports", "toys": "Toys", "ml-20m": "ML-20m", "ml-1m": "ML-1M",
     "ml-100k": "ML-100K", "amazon-book": "Amazon Book", "lfm-1b": "LFM-1b", "synthetic": "Synthetic",
 }
+
+F = TypeVar("F", bound=Callable[..., Figure])
+
+
+def _styled(func: F) -> F:
+    """Build the figure in ``STYLE`` (restored afterwards)."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with sns.axes_style("ticks", STYLE):
+            return func(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 def canonical_label(label: str) -> str:
@@ -78,6 +108,11 @@ def colour(label: str) -> str:
     if key in PALETTE:
         return PALETTE[key]
     return _EXTRA[sum(map(ord, str(key))) % len(_EXTRA)]
+
+
+def palette(labels: Sequence[str]) -> dict[str, str]:
+    """``{label: colour(label)}``: the seaborn ``palette`` of these model labels."""
+    return {label: colour(label) for label in labels}
 
 
 def dataset_title(name: str) -> str:
@@ -116,6 +151,34 @@ def _figure(n_rows: int, n_cols: int, width: float, height: float, **kw: Any) ->
     return fig, axes
 
 
+def _facets(data: pd.DataFrame, width: float, height: float, **kw: Any) -> sns.FacetGrid:
+    """A ``FacetGrid`` (independent axes, no despine) resized to ``width`` × ``height`` inches, taken out of
+    pyplot's figure list. Call ``_relayout`` once the panels are drawn."""
+    grid = sns.FacetGrid(data, sharex=False, sharey=False, despine=False, **kw)
+    fig = grid.figure
+    plt.close(fig)                      # the caller shows it (no second copy from the inline backend)
+    fig.set_size_inches(width, height)
+    return grid
+
+
+def _relayout(grid: sns.FacetGrid) -> Figure:
+    """Constrained layout for the drawn grid (``FacetGrid`` lays out tightly; constrained layout makes room
+    for a legend outside the panels and for the footnote band); returns the figure."""
+    grid.figure.set_layout_engine("constrained")
+    return grid.figure
+
+
+def _legend(fig: Figure, handles: Mapping[str, Any]) -> None:
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right center", frameon=False)
+
+
+def _model_handle(label: str, kind: str = "line") -> Any:
+    if kind == "bar":
+        return Patch(facecolor=colour(label), label=label)
+    return Line2D([], [], color=colour(label), marker="o", ms=5, lw=1.8, label=label)
+
+
 def save_figure(fig: Figure, out_dir: str | Path, name: str, dpi: int = 150) -> list[Path]:
     """Write ``out_dir/name.png`` and ``out_dir/name.pdf``; returns both paths."""
     out = Path(out_dir)
@@ -132,30 +195,53 @@ def _empty(ax: Any, text: str = "no runs") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888")
 
 
+def _long_metrics(frame: pd.DataFrame, metrics: Sequence[str], split: str, protocol: str,
+                  keys: Sequence[str]) -> pd.DataFrame:
+    """``frame`` in long form: ``keys`` + ``metric`` + ``value``, one row per run and metric (NaN dropped)."""
+    columns = {metric_column(m, split, protocol): m for m in metrics}
+    missing = [c for c in columns if c not in frame.columns]
+    if missing and len(frame):
+        raise KeyError(f"the results frame has no column {missing[0]!r}; columns: {sorted(frame.columns)}")
+    keys = [k for k in keys if k in frame.columns]
+    present = [c for c in columns if c in frame.columns]
+    long = frame[keys + present].melt(id_vars=keys, value_vars=present, var_name="metric", value_name="value")
+    long["metric"] = long["metric"].map(columns)
+    return long.dropna(subset=["value"])
+
+
+def _several_seeds(long: pd.DataFrame, keys: Sequence[str]) -> bool:
+    return bool(len(long)) and bool((long.groupby(list(keys))["value"].count() > 1).any())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 00_data
 
 
+@_styled
 def length_distribution_figure(lengths: Mapping[str, Sequence[int] | np.ndarray], max_len: int | None = None,
                                footnote: str | None = None) -> Figure:
-    """One histogram per dataset of the users' sequence lengths (log-spaced bins, log counts), with the
+    """One histogram per dataset of the users' sequence lengths (log-scaled axes for heavy tails), with the
     median and the truncation length ``max_len`` marked."""
     names = list(lengths)
+    data = pd.DataFrame({"dataset": np.repeat(names, [len(lengths[n]) for n in names]),
+                         "length": np.concatenate([np.asarray(lengths[n], dtype=float) for n in names] or [[]])})
     n = max(1, len(names))
-    fig, axes = _figure(1, n, width=min(max(5.5, 3.8 * n + 0.6), 16), height=3.4)
-    for ax, name in zip(axes[0], names):
-        values = np.asarray(lengths[name], dtype=float)
+    grid = _facets(data, width=min(max(5.5, 3.8 * n + 0.6), 16), height=3.4, col="dataset",
+                   col_order=names or ["-"])
+    for name, ax in zip(names or ["-"], grid.axes.flat):
+        values = data.loc[data["dataset"] == name, "length"].to_numpy()
+        ax.set_title(f"{dataset_title(name)}: {len(values):,} users")
         if len(values) == 0:
             _empty(ax, "no users")
+            ax.set_xlabel("interactions per user")
+            ax.set_ylabel("users")
             continue
         lo, hi = max(1.0, values.min()), max(values.max(), values.min() + 1)
-        bins = np.unique(np.round(np.geomspace(lo, hi + 1, 30)))
         wide = hi / lo > 20                      # heavy-tailed (real data): log axes
-        if not wide:
-            bins = np.arange(np.floor(lo), hi + 2) - 0.5 if hi - lo < 60 else 30
-        ax.hist(values, bins=bins, color=_NEUTRAL, alpha=0.85, label="users")
+        discrete = not wide and hi - lo < 60     # one bar per length
+        sns.histplot(values, ax=ax, color=_NEUTRAL, alpha=0.85, edgecolor="white", linewidth=0.3, label="users",
+                     log_scale=(bool(wide), False), bins="auto" if discrete else 30, discrete=bool(discrete))
         if wide:
-            ax.set_xscale("log")
             ax.set_yscale("log")
             for axis in (ax.xaxis, ax.yaxis):
                 axis.set_major_formatter(ScalarFormatter())
@@ -164,16 +250,16 @@ def length_distribution_figure(lengths: Mapping[str, Sequence[int] | np.ndarray]
         ax.axvline(med, color="black", ls="--", lw=1.2, label=f"median = {med:g}")
         if max_len is not None:
             share = float((values > max_len).mean())
-            ax.axvline(max_len, color="#b8860b", ls=":", lw=1.5,
-                       label=f"max_len = {max_len} ({share:.1%} longer)")
-        bottom, top = ax.get_ylim()
-        ax.set_ylim(bottom, top * (4.0 if wide else 1.4))       # headroom for the legend
-        ax.set_title(f"{dataset_title(name)}: {len(values):,} users")
+            ax.axvline(max_len, color="#b8860b", ls=":", lw=1.5, label=f"max_len = {max_len} ({share:.1%} longer)")
+        bottom, top = ax.get_ylim()                              # headroom for the legend
+        ax.set_ylim(bottom, bottom * (top / bottom) ** 1.5 if wide else top * 1.4)
         ax.set_xlabel("interactions per user" + (" (log scale)" if wide else ""))
         ax.set_ylabel("users" + (" (log scale)" if wide else ""))
-        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
-    for ax in axes[0][len(names):]:
-        _empty(ax, "no dataset")
+        handles, texts = ax.get_legend_handles_labels()
+        order = sorted(range(len(texts)), key=lambda i: texts[i] != "users")
+        ax.legend([handles[i] for i in order], [texts[i] for i in order], fontsize=7.5, loc="upper left",
+                  framealpha=0.9)
+    fig = _relayout(grid)
     fig.suptitle("Sequence-length distribution per dataset")
     _footnote(fig, footnote or "Lengths after preprocessing (k-core), whole sequences before the leave-one-out "
                                "split; inputs longer than max_len are left-truncated.")
@@ -184,6 +270,7 @@ def length_distribution_figure(lengths: Mapping[str, Sequence[int] | np.ndarray]
 # 01_train
 
 
+@_styled
 def learning_curves_figure(epoch_log: Sequence[Mapping[str, Any]], label: str, dataset: str,
                            metric: str = "NDCG@20", protocol: str | None = None,
                            extra_metrics: Sequence[str] = ("HR@20",)) -> Figure:
@@ -229,52 +316,62 @@ def learning_curves_figure(epoch_log: Sequence[Mapping[str, Any]], label: str, d
 # ---------------------------------------------------------------------------------------------------------
 # 02 / 03: FAME Figures 5 and 6
 
+# a reference value per dataset and metric: one number, or the per-seed values (line at their mean, band ±1 sd)
+Reference = Mapping[str, Mapping[str, "float | Sequence[float]"]]
 
-def _mean_std(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
-    """Mean and std over seeds (std 0 for one seed) of ``column`` per ``keys``."""
-    if column not in frame.columns:
-        raise KeyError(f"the results frame has no column {column!r}; columns: {sorted(frame.columns)}")
-    g = frame.groupby(keys, sort=True)[column]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    return out
+
+def _draw_reference(ax: Any, values: float | Sequence[float], color: str, ls: str, label: str) -> Any:
+    vals = np.atleast_1d(np.asarray(values, dtype=float))
+    vals = vals[~np.isnan(vals)]
+    if not len(vals):
+        return None
+    mean = float(vals.mean())
+    line = ax.axhline(mean, color=color, ls=ls, lw=1.5, label=label, zorder=1)
+    if len(vals) > 1:
+        sd = float(vals.std(ddof=1))
+        ax.axhspan(mean - sd, mean + sd, color=color, alpha=0.12, lw=0, zorder=0)
+    return line
 
 
 def _sweep_figure(frame: pd.DataFrame, x: str, x_label: str, labels: Sequence[str], datasets: Sequence[str] | None,
                   metrics: Sequence[str], split: str, protocol: str, title: str, footnote: str | None,
                   mark: Mapping[str, int] | None, mark_text: str,
-                  reference: Mapping[str, Mapping[str, float]] | None, reference_text: str) -> Figure:
+                  references: Sequence[tuple[Reference | None, str, str, str]], errorbar: Any) -> Figure:
+    """Metric rows × dataset columns (a ``FacetGrid``); per panel the mean over seeds of each label at each
+    ``x`` (``pointplot``, error bars ``errorbar`` when there are several seeds, the seeds as dots), a band at
+    the ``mark`` chosen on validation, and horizontal ``references`` (values, colour, line style, text)."""
     datasets = list(datasets) if datasets is not None else list(dict.fromkeys(frame["dataset"]))
+    metrics = list(metrics)
+    keys = ["dataset", "label", x, "seed"]
+    long = _long_metrics(frame[frame["label"].isin(labels) & frame["dataset"].isin(datasets)], metrics, split,
+                         protocol, keys)
+    long[x] = long[x].astype(int)
+    colours = palette(labels)
+    several = _several_seeds(long, ["dataset", "label", x, "metric"])
     n = max(1, len(datasets))
-    fig, axes = _figure(len(metrics), n, width=min(max(7.5, 3.3 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6)
-    handles: dict[str, Any] = {}
-    for col, dataset in enumerate(datasets):
-        sub = frame[frame["dataset"] == dataset]
-        xs = sorted({int(v) for v in sub[x].dropna()}) if len(sub) else []
-        pos = {v: i for i, v in enumerate(xs)}
-        for row, metric in enumerate(metrics):
-            ax = axes[row, col]
-            column = metric_column(metric, split, protocol)
-            plotted = False
-            for label in labels:
-                part = sub[sub["label"] == label]
-                if part.empty:
-                    continue
-                stats = _mean_std(part, [x], column)
-                px = [pos[int(v)] for v in stats[x]]
-                h = ax.errorbar(px, stats["mean"], yerr=stats["std"] if (stats["count"] > 1).any() else None,
-                                color=colour(label), marker="o", ms=5, lw=1.8, capsize=3, label=label)
-                handles.setdefault(label, h)
-                plotted = True
-            if reference is not None and dataset in reference and metric in reference[dataset]:
-                h = ax.axhline(reference[dataset][metric], color=PALETTE["FAME w/o MoE"], ls="--", lw=1.5,
-                               label=reference_text)
-                handles.setdefault(reference_text, h)
-            if mark is not None and dataset in mark and int(mark[dataset]) in pos:
-                h = ax.axvspan(pos[int(mark[dataset])] - 0.3, pos[int(mark[dataset])] + 0.3, color="#dddddd",
-                               zorder=0, label=mark_text)
-                handles.setdefault(mark_text, h)
-            if not plotted:
+    grid = _facets(long, width=min(max(7.5, 3.3 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6,
+                   row="metric", col="dataset", row_order=metrics, col_order=datasets or ["-"])
+    common = dict(x=x, y="value", hue="label", hue_order=list(labels), palette=colours, legend=False)
+    if several:
+        grid.map_dataframe(sns.stripplot, **common, size=3.5, alpha=0.45, jitter=0.12, zorder=1)
+    grid.map_dataframe(sns.pointplot, **common, errorbar=errorbar if several else None, capsize=0.12,
+                       markersize=5, linewidth=1.8, err_kws={"linewidth": 1.2})
+    handles: dict[str, Any] = {label: _model_handle(label) for label in labels if label in set(long["label"])}
+    for row, metric in enumerate(metrics):
+        for col, dataset in enumerate(datasets or ["-"]):
+            ax = grid.axes[row, col]
+            sub = long[(long["metric"] == metric) & (long["dataset"] == dataset)]
+            xs = sorted(set(sub[x]))               # the pointplot's categories, in this order
+            for ref, ref_colour, ls, text in references:
+                if ref is not None and dataset in ref and metric in ref[dataset]:
+                    h = _draw_reference(ax, ref[dataset][metric], ref_colour, ls, text)
+                    if h is not None:
+                        handles.setdefault(text, h)
+            if mark is not None and dataset in mark and int(mark[dataset]) in xs:
+                at = xs.index(int(mark[dataset]))
+                handles.setdefault(mark_text, ax.axvspan(at - 0.3, at + 0.3, color=_BAND, zorder=0, lw=0,
+                                                         label=mark_text))
+            if sub.empty:
                 _empty(ax)
             ax.set_xticks(range(len(xs)), [str(v) for v in xs])
             if xs:
@@ -282,47 +379,62 @@ def _sweep_figure(frame: pd.DataFrame, x: str, x_label: str, labels: Sequence[st
             ax.set_title(f"({chr(97 + row * n + col)}) {dataset_title(dataset)}: {split} {metric}", fontsize=10)
             ax.set_xlabel(x_label)
             ax.set_ylabel(f"{split} {metric}")
-            ax.grid(axis="y", alpha=0.3)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right center",
-                   frameon=False)
+    fig = _relayout(grid)
+    _legend(fig, handles)
     fig.suptitle(title)
     _footnote(fig, footnote)
     return fig
 
 
+def _errorbar_text(errorbar: Any) -> str:
+    kind, level = (errorbar, None) if isinstance(errorbar, str) else tuple(errorbar)
+    return {"sd": "±1 std", "se": "±1 standard error", "ci": f"{level or 95}% bootstrap CI",
+            "pi": f"{level or 95}% percentile interval"}.get(kind, str(errorbar))
+
+
+@_styled
 def head_sweep_figure(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
                       metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test", protocol: str = "full",
                       protocol_text: str | None = None, best_heads: Mapping[str, int] | None = None,
-                      labels: Sequence[str] = ("SASRec-CE", "FAME w/o MoE")) -> Figure:
+                      labels: Sequence[str] = ("SASRec-CE", "FAME w/o MoE"), errorbar: Any = "sd") -> Figure:
     """FAME Figure 5: SASRec vs FAME w/o MoE as the number of heads H varies; top row NDCG@20, bottom row
     HR@20, one column per dataset. ``frame`` is an ``experiments.results_frame`` (columns label, dataset,
-    heads, seed, ``<split>_<protocol>_<metric>``); seeds are averaged (whiskers: std over seeds).
+    heads, seed, ``<split>_<protocol>_<metric>``); points are means over seeds, with error bars (seaborn's
+    ``errorbar``: "sd", ("ci", 95), ...) and the single seeds as dots when there are several.
     ``best_heads`` shades the H chosen on validation."""
-    note = [f"Points: {split} metrics of the best-validation checkpoint; mean over seeds (whiskers: std when "
-            f"more than one seed). FAME w/o MoE is fine-tuned from the SASRec-CE checkpoint with the same H."]
+    note = [f"Points: {split} metrics of the best-validation checkpoint; mean over seeds (error bars: "
+            f"{_errorbar_text(errorbar)}, dots: single seeds, when there are several). FAME w/o MoE is fine-tuned "
+            f"from the SASRec-CE checkpoint with the same H."]
     if protocol_text:
         note.append(f"Protocol: {protocol_text}")
     return _sweep_figure(frame, "heads", "number of heads H", labels, datasets, metrics, split, protocol,
                          "Performance vs number of heads (FAME Fig. 5)", "\n".join(note), best_heads,
-                         "H* chosen on validation NDCG@20", None, "")
+                         "H* chosen on validation NDCG@20", [], errorbar)
 
 
-def expert_sweep_figure(frame: pd.DataFrame, reference: Mapping[str, Mapping[str, float]],
-                        heads: Mapping[str, int] | None = None, datasets: Sequence[str] | None = None,
-                        metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test",
-                        protocol: str = "full", protocol_text: str | None = None,
-                        best_experts: Mapping[str, int] | None = None, label: str = "FAME") -> Figure:
+@_styled
+def expert_sweep_figure(frame: pd.DataFrame, reference: Reference, heads: Mapping[str, int] | None = None,
+                        datasets: Sequence[str] | None = None, metrics: Sequence[str] = ("NDCG@20", "HR@20"),
+                        split: str = "test", protocol: str = "full", protocol_text: str | None = None,
+                        best_experts: Mapping[str, int] | None = None, label: str = "FAME",
+                        baseline: Reference | None = None, baseline_label: str = "SASRec-CE",
+                        errorbar: Any = "sd") -> Figure:
     """FAME Figure 6: FAME at H* as the number of experts N varies, with a red dashed line at the best FAME
-    w/o MoE (its value at H*); same layout as Figure 5. ``reference[dataset][metric]`` gives the line."""
+    w/o MoE (its value at H*); same layout as Figure 5. ``reference[dataset][metric]`` gives the line (one
+    value, or the per-seed values: line at the mean, band ±1 std); ``baseline`` likewise adds a dotted line
+    for SASRec-CE at H* (the checkpoint FAME is fine-tuned from)."""
     hs = ", ".join(f"{dataset_title(d)} H*={h}" for d, h in (heads or {}).items())
     note = [f"FAME at the H* chosen on validation in the head sweep ({hs or 'see notebook'}); mean over seeds "
-            f"(whiskers: std). The red line is FAME w/o MoE (N = 1) at H*."]
+            f"(error bars: {_errorbar_text(errorbar)}, dots: single seeds, when there are several). The red line is "
+            f"FAME w/o MoE (N = 1) at H*" + (f", the dotted line {baseline_label} at H*" if baseline else "")
+            + " (bands: ±1 std over their seeds, when there are several)."]
     if protocol_text:
         note.append(f"Protocol: {protocol_text}")
+    references = [(reference, PALETTE["FAME w/o MoE"], "--", "best FAME w/o MoE (at H*)"),
+                  (baseline, colour(baseline_label), ":", f"{baseline_label} (at H*)")]
     return _sweep_figure(frame, "experts", "number of experts N", [label], datasets, metrics, split, protocol,
                          "Performance vs number of experts (FAME Fig. 6)", "\n".join(note), best_experts,
-                         "N* chosen on validation NDCG@20", reference, "best FAME w/o MoE (at H*)")
+                         "N* chosen on validation NDCG@20", references, errorbar)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -336,48 +448,143 @@ _QUANTITY_TEXT = {
 }
 
 
+@_styled
 def head_diversity_figure(frame: pd.DataFrame, dataset: str, quantities: Sequence[str] | None = None,
                           footnote: str | None = None) -> Figure:
-    """Per-layer bars with bootstrap CI whiskers of the head distances (mojito.md §6), one bar per model.
+    """Per-layer bars with bootstrap CI whiskers of the head distances (docs/analysis.md §1), one bar per
+    model, one panel per quantity.
 
     ``frame``: ``analysis.head_diversity`` tables concatenated with a ``label`` column (columns label,
-    layer, quantity, mean, ci_low, ci_high, n_users, n_heads); one panel per quantity."""
+    layer, quantity, mean, ci_low, ci_high, n_users, n_heads). seaborn lays out the grouped bars; the
+    whiskers are the intervals of the table (computed by ``analysis``, not re-estimated here)."""
     quantities = list(quantities or [q for q in _QUANTITY_TEXT if q in set(frame["quantity"])])
     labels = _order_labels(list(frame["label"]))
     n = max(1, len(quantities))
-    fig, axes = _figure(1, n, width=min(max(7.5, 4.2 * n + 2.2), 18), height=3.8)
-    width = 0.8 / max(1, len(labels))
-    handles: dict[str, Any] = {}
-    for ax, q in zip(axes[0], quantities):
-        sub = frame[frame["quantity"] == q]
+    grid = _facets(frame, width=min(max(7.5, 4.2 * n + 2.2), 18), height=3.8, col="quantity",
+                   col_order=quantities or ["-"])
+    for ax, q in zip(grid.axes.flat, quantities or ["-"]):
+        sub = frame[frame["quantity"] == q].copy()
         layers = sorted({int(v) for v in sub["layer"]})
-        for i, label in enumerate(labels):
-            part = sub[sub["label"] == label].set_index("layer")
-            xs = [layers.index(int(layer)) + (i - (len(labels) - 1) / 2) * width for layer in part.index]
-            if not xs:
-                continue
-            err = np.vstack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]).clip(min=0)
-            h = ax.bar(xs, part["mean"], width=width * 0.95, yerr=err, capsize=3, color=colour(label),
-                       label=label, error_kw={"elinewidth": 1.2, "ecolor": "#222222"})
-            handles.setdefault(label, h)
+        present = [label for label in labels if label in set(sub["label"])]
         if sub.empty:
             _empty(ax, "no model with H >= 2")
+        else:
+            sub["layer"] = sub["layer"].astype(int)
+            sns.barplot(sub, x="layer", y="mean", hue="label", order=layers, hue_order=present,
+                        palette=palette(present), errorbar=None, ax=ax, legend=False, saturation=1.0)
+            for label, bars in zip(present, ax.containers):
+                part = sub[sub["label"] == label].set_index("layer")
+                for bar in bars:
+                    layer = layers[int(round(bar.get_x() + bar.get_width() / 2))]
+                    if layer not in part.index or not np.isfinite(bar.get_height()):
+                        continue
+                    row = part.loc[layer]
+                    err = np.array([[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]).clip(min=0)
+                    ax.errorbar(bar.get_x() + bar.get_width() / 2, row["mean"], yerr=err, fmt="none",
+                                ecolor="#222222", elinewidth=1.2, capsize=3)
+            ax.set_xticks(range(len(layers)), [f"layer {layer}" for layer in layers])
         name, ylabel = _QUANTITY_TEXT.get(q, (q, q))
-        ax.set_xticks(range(len(layers)), [f"layer {layer}" for layer in layers])
         ax.set_xlabel("attention layer (1 = lowest)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{dataset_title(dataset)}: {name}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right center",
-                   frameon=False)
+    fig = _relayout(grid)
+    _legend(fig, {label: _model_handle(label, "bar") for label in labels})
     users = sorted({int(v) for v in frame.get("n_users", pd.Series(dtype=int))})
     heads = sorted({int(v) for v in frame.get("n_heads", pd.Series(dtype=int))})
     fig.suptitle(f"Head diversity on {dataset_title(dataset)}: pairwise distances between heads "
                  f"(H = {', '.join(map(str, heads)) or '?'})")
     _footnote(fig, footnote or f"Test inputs, {', '.join(map(str, users)) or '?'} users; bars: mean over users, "
                                "whiskers: 95% percentile-bootstrap interval (2,000 resamples). Compare attention "
-                               "across models; output distances mainly within a model (mojito.md §6).")
+                               "across models; output distances mainly within a model (docs/analysis.md §1).")
+    return fig
+
+
+def _tick_step(n: int, most: int = 12) -> int:
+    return max(1, int(np.ceil(n / most)))
+
+
+@_styled
+def head_distance_figure(matrices: Mapping[str, Sequence[np.ndarray]], dataset: str,
+                         quantity: str = "attention_norm", footnote: str | None = None) -> Figure:
+    """Which pairs of heads differ: one heatmap per model (rows) and layer (columns) of the [H, H] matrix of
+    distances between heads h and h', averaged over users (``analysis.head_distance_matrices``); one
+    colour scale for all panels, the diagonal (a head with itself) left blank, values written in the cells
+    when H ≤ 8. The mean of a matrix's off-diagonal cells is the bar of ``head_diversity_figure``."""
+    labels = list(matrices)
+    n_layers = max((len(m) for m in matrices.values()), default=0)
+    rows, cols = max(1, len(labels)), max(1, n_layers)
+    values = [np.asarray(m, dtype=float) for ms in matrices.values() for m in ms]
+    off = [m[~np.eye(len(m), dtype=bool)] for m in values if len(m) > 1]
+    vmax = float(max((v.max() for v in off), default=1.0)) or 1.0
+    largest = max((len(m) for m in values), default=2)
+    side = max(2.3, min(4.2, 0.42 * largest + 1.2))
+    fig, axes = _figure(rows, cols, width=side * cols + 1.6, height=side * rows + 1.0)
+    name, bar_label = _QUANTITY_TEXT.get(quantity, (quantity, quantity))
+    for r, label in enumerate(labels or ["-"]):
+        for c in range(cols):
+            ax = axes[r, c]
+            ms = matrices.get(label, [])
+            if c >= len(ms):
+                _empty(ax, "no layer")
+                ax.set_xlabel("head h'")
+                ax.set_ylabel("head h")
+                continue
+            m = np.asarray(ms[c], dtype=float)
+            H = len(m)
+            sns.heatmap(m, ax=ax, mask=np.eye(H, dtype=bool), vmin=0.0, vmax=vmax, cmap=HEATMAP_CMAP, cbar=False,
+                        square=True, linewidths=0.6, linecolor="white", annot=H <= 8, fmt=".2f",
+                        annot_kws={"fontsize": 7.5 if H <= 4 else 6.5},
+                        xticklabels=[str(h + 1) for h in range(H)], yticklabels=[str(h + 1) for h in range(H)])
+            ax.tick_params(length=0)
+            ax.grid(False)
+            ax.set_title(f"{label}, layer {c + 1}", fontsize=10, color=colour(label), fontweight="bold")
+            ax.set_xlabel("head h'")
+            ax.set_ylabel("head h")
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap=HEATMAP_CMAP), ax=axes, shrink=0.8, pad=0.02)
+    bar.set_label(bar_label)
+    fig.suptitle(f"Head distances per pair of heads on {dataset_title(dataset)}: {name}")
+    _footnote(fig, footnote or "Test inputs; each cell is the distance between heads h and h' averaged over users "
+                               "(docs/analysis.md §1); one colour scale for every panel; blank diagonal.")
+    return fig
+
+
+@_styled
+def attention_maps_figure(maps: Mapping[str, np.ndarray], items: Sequence[int], dataset: str, user: int,
+                          layer: int | str = "last", footnote: str | None = None) -> Figure:
+    """One user's attention maps: one heatmap per model (rows) and head (columns), query positions (rows of
+    a map) against the attended positions (columns), both the user's input items oldest first; the masked
+    future (upper triangle) left blank; one colour scale. ``maps[label]`` is [H, n, n] (one layer of
+    ``analysis.attention_maps``), ``items`` the n input item ids."""
+    labels = list(maps)
+    arrays = {label: np.asarray(maps[label], dtype=float) for label in labels}
+    cols = max((a.shape[0] for a in arrays.values()), default=1)
+    n = len(items)
+    vmax = float(max((np.quantile(a, 0.995) for a in arrays.values() if a.size), default=1.0)) or 1.0
+    side = max(2.6, min(4.0, 0.09 * n + 1.6))
+    fig, axes = _figure(max(1, len(labels)), cols, width=side * cols + 1.6, height=side * max(1, len(labels)) + 1.0)
+    step = _tick_step(n)
+    ticks = [str(item) if i % step == 0 else "" for i, item in enumerate(items)]
+    future = np.triu(np.ones((n, n), dtype=bool), k=1)
+    for r, label in enumerate(labels or ["-"]):
+        a = arrays.get(label, np.zeros((0, n, n)))
+        for h in range(cols):
+            ax = axes[r, h]
+            if h < a.shape[0]:
+                sns.heatmap(a[h], ax=ax, mask=future if a[h].shape == future.shape else None, vmin=0.0, vmax=vmax,
+                            cmap=HEATMAP_CMAP, cbar=False, square=True, xticklabels=ticks, yticklabels=ticks)
+                ax.tick_params(length=0, labelsize=6.5)
+                ax.grid(False)
+            else:
+                _empty(ax, "no head")
+            ax.set_xlabel("attended item (key)")
+            ax.set_ylabel("query position (item)")
+            ax.set_title(f"{label}, head {h + 1}", fontsize=10, color=colour(label), fontweight="bold")
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap=HEATMAP_CMAP), ax=axes, shrink=0.8, pad=0.02)
+    bar.set_label("attention weight")
+    fig.suptitle(f"Attention maps of user {user} on {dataset_title(dataset)}, {layer} layer")
+    _footnote(fig, footnote or "Test input s[:-1] of the user (oldest → most recent); each row is one query "
+                               "position's attention over the items up to it (rows sum to 1; the future is "
+                               "masked, blank). Colour scale capped at the 99.5th percentile of all maps.")
     return fig
 
 
@@ -416,6 +623,7 @@ def _colour_values(case: Any, facet: str | None, rows: list[list[int]], emphasis
     return {v: to_hex(cmap(i % cmap.N)) for i, v in enumerate(ranked)}
 
 
+@_styled
 def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_history: int | None = None,
                       baseline_label: str = "SASRec-CE", model_label: str = "FAME",
                       emphasis: Sequence[str] = (), footnote: str | None = None) -> Figure:
@@ -488,6 +696,7 @@ def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_his
     return fig
 
 
+@_styled
 def facet_alignment_figure(frame: pd.DataFrame, dataset: str, facet: str, model_label: str = "FAME",
                            footnote: str | None = None) -> Figure:
     """Per head (and the combined list): the share of its top-k items carrying the user's dominant
@@ -520,51 +729,59 @@ def facet_alignment_figure(frame: pd.DataFrame, dataset: str, facet: str, model_
 # 06: results beside the papers'
 
 
+@_styled
 def results_figure(frame: pd.DataFrame, metrics: Sequence[str] = ("NDCG@20", "HR@20"), split: str = "test",
                    protocol: str = "full", paper: pd.DataFrame | None = None, protocol_text: str | None = None,
-                   datasets: Sequence[str] | None = None, title: str | None = None) -> Figure:
-    """Our test metrics per model (bars, whiskers: std over seeds) for each dataset (columns) and metric
-    (rows); the papers' values, when given (``paper``: columns dataset, label, metric, value), as black
-    diamonds over the matching bar."""
+                   datasets: Sequence[str] | None = None, title: str | None = None, errorbar: Any = "sd") -> Figure:
+    """Our test metrics per model for each dataset (columns) and metric (rows), a ``FacetGrid`` of bars: the
+    mean over seeds, with error bars (``errorbar``) and the single seeds as dots when there are several;
+    the papers' values, when given (``paper``: columns dataset, label, metric, value), as black diamonds
+    over the matching bar."""
     datasets = list(datasets) if datasets is not None else list(dict.fromkeys(frame["dataset"]))
+    metrics = list(metrics)
     labels = _order_labels(list(frame["label"]))
+    long = _long_metrics(frame[frame["dataset"].isin(datasets)], metrics, split, protocol,
+                         ["dataset", "label", "seed"])
+    several = _several_seeds(long, ["dataset", "label", "metric"])
     n = max(1, len(datasets))
-    fig, axes = _figure(len(metrics), n, width=min(max(7.5, 3.4 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6)
+    grid = _facets(long, width=min(max(7.5, 3.4 * n + 2.8), 18), height=2.9 * len(metrics) + 0.6,
+                   row="metric", col="dataset", row_order=metrics, col_order=datasets or ["-"])
     handles: dict[str, Any] = {}
-    width = 0.8
-    for col, dataset in enumerate(datasets):
-        sub = frame[frame["dataset"] == dataset]
-        present = [label for label in labels if label in set(sub["label"])]
-        for row, metric in enumerate(metrics):
-            ax = axes[row, col]
-            column = metric_column(metric, split, protocol)
-            for i, label in enumerate(present):
-                part = sub[sub["label"] == label]
-                vals = part[column].dropna() if column in part else pd.Series(dtype=float)
-                if vals.empty:
-                    continue
-                std = float(vals.std()) if len(vals) > 1 else 0.0
-                h = ax.bar(i, float(vals.mean()), width=width, yerr=std if len(vals) > 1 else None, capsize=3,
-                           color=colour(label), label=label)
-                handles.setdefault(label, h)
-                if paper is not None and len(paper):
+    for row, metric in enumerate(metrics):
+        for col, dataset in enumerate(datasets or ["-"]):
+            ax = grid.axes[row, col]
+            sub = long[(long["dataset"] == dataset) & (long["metric"] == metric)]
+            present = [label for label in labels if label in set(sub["label"])]
+            if present:
+                common = dict(x="label", y="value", hue="label", order=present, hue_order=present,
+                              palette=palette(present), ax=ax, legend=False)
+                sns.barplot(sub, **common, errorbar=errorbar if several else None, capsize=0.15, saturation=1.0,
+                            err_kws={"linewidth": 1.2, "color": "#222222"})
+                if several:
+                    sns.stripplot(sub, **common, size=3.5, jitter=0.12, alpha=0.6, edgecolor="white", linewidth=0.5)
+                handles.update({label: _model_handle(label, "bar") for label in present if label not in handles})
+            else:
+                _empty(ax)
+            if paper is not None and len(paper):
+                for i, label in enumerate(present):
                     hit = paper[(paper["dataset"] == dataset) & (paper["label"] == label) & (paper["metric"] == metric)]
                     if len(hit):
                         h = ax.plot([i], [float(hit["value"].iloc[0])], marker="D", ms=7, color=PAPER_COLOUR,
-                                    ls="none", label="paper's value")[0]
+                                    ls="none", label="paper's value", zorder=4)[0]
                         handles.setdefault("paper's value", h)
-            if not present:
-                _empty(ax)
             ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{dataset_title(dataset)}: {split} {metric} ({protocol})", fontsize=10)
             ax.set_xlabel("model")
             ax.set_ylabel(f"{split} {metric}")
-            ax.grid(axis="y", alpha=0.3)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right center",
-                   frameon=False)
+    fig = _relayout(grid)
+    _legend(fig, {label: handles[label] for label in labels if label in handles}
+            | {k: v for k, v in handles.items() if k not in labels})
     fig.suptitle(title or f"Test results per model ({protocol} ranking)")
-    _footnote(fig, f"Protocol: {protocol_text}" if protocol_text else None)
+    note = [f"Bars: mean over seeds (whiskers: {_errorbar_text(errorbar)}, dots: single seeds)" if several
+            else "Bars: one seed per model"]
+    if protocol_text:
+        note.append(f"Protocol: {protocol_text}")
+    _footnote(fig, ". ".join(note))
     return fig
 
 

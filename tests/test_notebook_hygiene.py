@@ -113,4 +113,5 @@ def test_pair_check_catches_a_disagreement() -> None:
 def test_run_all_executes_synced_notebooks_with_an_explicit_kernel() -> None:
     script = (ROOT / "run_all.sh").read_text()
     assert "scripts/sync_notebooks.py" in script, "run_all.sh must sync each .ipynb with its .py first"
-    assert re.search(r"papermill\b.*\s-k\s", script), "run_all.sh must name the kernel for papermill (-k)"
+    assert re.search(r"(papermill|notebook_runner)\b.*\s-k\s", script), \
+        "run_all.sh must name the kernel for papermill (-k)"

@@ -190,3 +190,82 @@ def test_case_study_colours_the_emphasised_labels_first() -> None:
     fig = plots.case_study_figure(_case(), "synthetic", facet="genre", emphasis=("g2",))
     entries = list(_legend_entries(fig))
     assert entries[1] == "genre g2 (preferred)"
+
+
+def _matrices() -> dict[str, list[np.ndarray]]:
+    m = np.array([[0.0, 0.3, 0.5], [0.3, 0.0, 0.2], [0.5, 0.2, 0.0]])
+    return {"SASRec-CE": [m, m / 2], "FAME": [m * 1.5, m]}
+
+
+def test_head_distance_heatmaps_one_scale_blank_diagonal() -> None:
+    fig = plots.head_distance_figure(_matrices(), "synthetic", quantity="attention_norm")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["SASRec-CE, layer 1", "SASRec-CE, layer 2", "FAME, layer 1",
+                                                 "FAME, layer 2"]
+    for ax in panels:
+        assert ax.get_xlabel() == "head h'" and ax.get_ylabel() == "head h"
+        label = ax.get_title().split(",")[0]
+        assert to_hex(ax.title.get_color()) == to_hex(plots.PALETTE[label])       # the model's colour
+        mesh = ax.collections[0]
+        assert mesh.norm.vmin == 0.0 and mesh.norm.vmax == pytest.approx(0.75)    # one scale for all panels
+        assert np.ma.getmaskarray(mesh.get_array()).reshape(3, 3).diagonal().all()
+    assert sorted(t.get_text() for t in panels[0].texts) == ["0.20", "0.20", "0.30", "0.30", "0.50", "0.50"]
+    colourbar = [ax for ax in fig.axes if not ax.get_title()]
+    assert len(colourbar) == 1 and "√(2 n_u)" in colourbar[0].get_ylabel()
+    assert fig.get_suptitle() and any("averaged over users" in t.get_text() for t in fig.texts)
+
+
+def test_attention_maps_mask_the_future_and_label_items() -> None:
+    n = 6
+    a = np.tril(np.ones((2, n, n)))
+    a /= a.sum(-1, keepdims=True)
+    fig = plots.attention_maps_figure({"MOJITO": a, "FAME": a}, [11, 12, 13, 14, 15, 16], "synthetic", user=3)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["MOJITO, head 1", "MOJITO, head 2", "FAME, head 1", "FAME, head 2"]
+    for ax in panels:
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["11", "12", "13", "14", "15", "16"]
+        mask = np.ma.getmaskarray(ax.collections[0].get_array()).reshape(n, n)
+        assert (mask == np.triu(np.ones((n, n), dtype=bool), k=1)).all()
+    assert "user 3" in fig.get_suptitle()
+
+
+def _seeded() -> pd.DataFrame:
+    frame = _results()
+    return frame[frame["dataset"] == "beauty"]
+
+
+def test_several_seeds_show_error_bars_and_the_seeds() -> None:
+    fig = plots.head_sweep_figure(_seeded(), datasets=["beauty"], protocol_text=PROTOCOL)
+    ax = fig.axes[0]
+    # each label: the mean line (3 points) + one error bar per point; the seeds as dots (2 labels × 3 H × 2 seeds)
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 12
+    errorbars = [line for line in ax.lines if np.ptp(np.asarray(line.get_xdata(), float)[
+        ~np.isnan(np.asarray(line.get_xdata(), float))]) < 0.5]                    # within one H: a whisker
+    assert len(errorbars) == 2 * 3
+    assert "±1 std" in " ".join(t.get_text() for t in fig.texts)
+    one_seed = plots.head_sweep_figure(_seeded()[lambda f: f["seed"] == 0], datasets=["beauty"])
+    assert not [c for c in one_seed.axes[0].collections if len(c.get_offsets())]
+
+
+def test_expert_sweep_can_add_the_sasrec_line_and_reference_spread() -> None:
+    frame = _seeded()
+    reference = {"beauty": {m: [0.1, 0.12, 0.11] for m in METRICS}}
+    baseline = {"beauty": {m: 0.08 for m in METRICS}}
+    fig = plots.expert_sweep_figure(frame[frame["label"] == "FAME"], reference, datasets=["beauty"],
+                                    baseline=baseline, protocol_text=PROTOCOL)
+    entries = _legend_entries(fig)
+    assert _handle_colour(entries["best FAME w/o MoE (at H*)"]) == to_hex(plots.PALETTE["FAME w/o MoE"])
+    assert _handle_colour(entries["SASRec-CE (at H*)"]) == to_hex(plots.PALETTE["SASRec-CE"])
+    ax = fig.axes[0]
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [pytest.approx(0.11)]
+    bands = [p for p in ax.patches if to_hex(p.get_facecolor()) == to_hex(plots.PALETTE["FAME w/o MoE"])]
+    assert len(bands) == 1                                          # ±1 std over the reference's seeds
+
+
+def test_figures_leave_no_pyplot_figures_open() -> None:
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    _figures()
+    assert set(plt.get_fignums()) == before
