@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Execute every notebook in order with papermill and collect what they produce under outputs/<profile>/:
+# Execute every notebook in order with papermill and collect what they produce under <outputs>/<profile>/
+# (<outputs> is out/, ignored by git, unless --outputs DIR or --publish says otherwise):
 #   notebooks/  the executed notebooks (01_train once per model: 01_train_sasrec.ipynb, ...)
 #   figures/    every figure as PNG and PDF
 #   results/    tables (CSV and markdown) and result JSON
@@ -8,24 +9,50 @@
 #   logs/       papermill's log of each notebook
 # Stops at the first failing notebook, naming it and showing the error.
 #
-# Usage: ./run_all.sh [--profile smoke|demo|paper] [--kernel NAME]     (default: demo, kernel seqrec)
+# Usage: ./run_all.sh [--profile smoke|demo|paper] [--outputs DIR | --publish] [--kernel NAME] [--only NAME]
+#   --profile NAME  the experiment profile (default: demo)
+#   --outputs DIR   write under DIR/<profile>/ (default: out/, which git ignores)
+#   --publish       write under outputs/<profile>/, the results committed with the repository
+#   --kernel NAME   the Jupyter kernel; when it does not run this Python, a kernel for it is installed into
+#                   this environment (never user-level) (default: python3, this environment's own)
+#   --only NAME     run only the notebook NAME (e.g. 00_data, 01_train_fame)
 # The Python used is $PYTHON, else the active virtual/conda environment's python, else .venv/bin/python.
+# Relative paths (--outputs, $SEQREC_DATA_DIR, $SEQREC_CACHE_DIR) are taken from where it is started.
 set -euo pipefail
+CALLER_DIR="$PWD"
 cd "$(dirname "$0")"
 ROOT="$PWD"
 
 PROFILE="demo"
-KERNEL="seqrec"
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+KERNEL="python3"
+OUTPUTS=""
+PUBLISH=""
+ONLY=""
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+absolute() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$CALLER_DIR/$1" ;; esac; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --profile) PROFILE="${2:?--profile needs a name}"; shift 2 ;;
         --profile=*) PROFILE="${1#*=}"; shift ;;
+        --outputs) OUTPUTS="$(absolute "${2:?--outputs needs a folder}")"; shift 2 ;;
+        --outputs=*) OUTPUTS="$(absolute "${1#*=}")"; shift ;;
+        --publish) PUBLISH=1; shift ;;
         --kernel) KERNEL="${2:?--kernel needs a name}"; shift 2 ;;
         --kernel=*) KERNEL="${1#*=}"; shift ;;
+        --only) ONLY="${2:?--only needs a notebook name}"; shift 2 ;;
+        --only=*) ONLY="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
+done
+if [[ -n "$PUBLISH" && -n "$OUTPUTS" ]]; then
+    echo "run_all.sh: --publish writes to outputs/; it cannot be combined with --outputs" >&2
+    exit 2
+fi
+if [[ -n "$PUBLISH" ]]; then OUTPUTS="$ROOT/outputs"; elif [[ -z "$OUTPUTS" ]]; then OUTPUTS="$ROOT/out"; fi
+# the notebooks run in notebooks/: make the data and cache folders absolute first
+for var in SEQREC_DATA_DIR SEQREC_CACHE_DIR; do
+    if [[ -n "${!var:-}" ]]; then export "$var=$(absolute "${!var}")"; fi
 done
 
 if [[ -z "${PYTHON:-}" ]]; then
@@ -35,7 +62,7 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 if ! "$PYTHON" -c "import seqrec_lib, papermill, ipykernel, jupytext" 2>/dev/null; then
     echo "run_all.sh: $PYTHON cannot import seqrec_lib, papermill, ipykernel and jupytext." >&2
-    echo "Install them first: pip install -e \".[notebooks]\" (see README)." >&2
+    echo "Install them first: pip install -e \".[dev]\" (see README)." >&2
     exit 1
 fi
 if ! "$PYTHON" -c "from seqrec_lib.profiles import get_profile; get_profile('$PROFILE')" 2>/dev/null; then
@@ -44,20 +71,7 @@ if ! "$PYTHON" -c "from seqrec_lib.profiles import get_profile; get_profile('$PR
     exit 2
 fi
 
-# The kernel must run this Python; (re)install its spec when it is missing or points elsewhere.
-KERNEL_PYTHON="$("$PYTHON" - "$KERNEL" <<'EOF' 2>/dev/null || true
-import sys
-from jupyter_client.kernelspec import KernelSpecManager
-print(KernelSpecManager().get_kernel_spec(sys.argv[1]).argv[0])
-EOF
-)"
-THIS_PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
-if [[ "$KERNEL_PYTHON" != "$THIS_PYTHON" ]]; then
-    echo "Installing the Jupyter kernel '$KERNEL' for $THIS_PYTHON"
-    "$PYTHON" -m ipykernel install --user --name "$KERNEL" --display-name "Python ($KERNEL)" >/dev/null
-fi
-
-OUT="$ROOT/outputs/$PROFILE"
+OUT="$OUTPUTS/$PROFILE"
 mkdir -p "$OUT/notebooks" "$OUT/logs"
 T0=$(date +%s)
 
@@ -69,18 +83,26 @@ if ! "$PYTHON" scripts/sync_notebooks.py; then
     exit 1
 fi
 
-# run_notebook NOTEBOOK OUTPUT_NAME [papermill -p NAME VALUE ...]
+# run_notebook NOTEBOOK OUTPUT_NAME [-p NAME VALUE ...]: through seqrec_lib.notebook_runner, which rejects a
+# parameter the notebook does not declare and runs a kernel of this Python. On a terminal it shows the running
+# cell and the time so far; `tail -f` on the log shows the cells' output.
+RAN=0
 run_notebook() {
     local nb="$1" name="$2"; shift 2
-    local log="$OUT/logs/$name.log" start end
+    local log="$OUT/logs/$name.log" start end progress=()
+    if [[ -n "$ONLY" && "$name" != "$ONLY" ]]; then return 0; fi
+    RAN=$((RAN + 1))
     start=$(date +%s)
-    printf '%-28s ' "$name"
-    if "$PYTHON" -m papermill "notebooks/$nb.ipynb" "$OUT/notebooks/$name.ipynb" -k "$KERNEL" --cwd notebooks \
-            --no-progress-bar -p profile "$PROFILE" -p outputs "$ROOT/outputs" "$@" >"$log" 2>&1; then
+    if [[ -t 1 ]]; then progress=(--progress "$name"); else printf '%-28s ' "$name"; fi
+    if "$PYTHON" -m seqrec_lib.notebook_runner "notebooks/$nb.ipynb" "$OUT/notebooks/$name.ipynb" -k "$KERNEL" \
+            --cwd notebooks ${progress[@]+"${progress[@]}"} -p profile "$PROFILE" -p outputs "$OUTPUTS" "$@" \
+            2>"$log"; then
         end=$(date +%s)
+        if [[ -t 1 ]]; then printf '%-28s ' "$name"; fi
         printf 'ok  %5ds\n' $((end - start))
     else
         end=$(date +%s)
+        if [[ -t 1 ]]; then printf '%-28s ' "$name"; fi
         printf 'FAILED after %ds\n\n' $((end - start))
         echo "Notebook $nb failed (profile $PROFILE). The error:" >&2
         # papermill prints the failing cell's traceback after its "Exception encountered" banner
@@ -107,6 +129,10 @@ run_notebook 04_head_diversity 04_head_diversity
 run_notebook 05_case_study 05_case_study
 run_notebook 06_results 06_results
 T1=$(date +%s)
+if [[ "$RAN" == 0 ]]; then
+    echo "run_all.sh: there is no notebook run named '$ONLY' (e.g. 00_data, 01_train_fame, 06_results)" >&2
+    exit 2
+fi
 
 echo
 echo "Produced under $OUT:"
@@ -123,3 +149,6 @@ if [[ -d "$OUT/runs" ]]; then
 fi
 WALL=$((T1 - T0))
 printf 'Wall time: %dm %02ds (%ds)\n' $((WALL / 60)) $((WALL % 60)) "$WALL"
+if [[ -z "$PUBLISH" && "$OUTPUTS" == "$ROOT/out" ]]; then
+    echo "(out/ is ignored by git; ./run_all.sh --publish writes the committed results under outputs/)"
+fi
