@@ -4,7 +4,9 @@ A ``RunSpec`` names one training (model, dataset, configs, protocols, windows, l
 into ``<root>/<model>-<run key>/`` (the key hashes everything that changes the result, ``train.run_key``),
 or reads the record back when ``result.json`` exists; an interrupted run continues from its checkpoint.
 FAME goes through the two-stage trainer, so its SASRec-CE pretraining is the very run a SASRec-CE spec
-with the same H trains (same folder), and is shared by every FAME at that H.
+with the same H trains (same folder), and is shared by every FAME at that H. ``run_many`` runs a sweep
+through an executor (``seqrec_lib.executors``: "local", one run after the other, or "ray", Ray tasks on
+this machine or a cluster), FAME runs depending on their pretraining.
 
 The plan of fame.md §10 and mojito.md §5:
 
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
+import os
+import socket
+import time
+import traceback
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from .data.loading import load_dataset
 from .data.sequences import SequenceData, SplitData, build_splits
 from .data.synthetic import SyntheticConfig
 from .evaluation import EvalProtocol
+from .executors import Executor, Job, Outcome, get_executor
 from .models.base import SequentialModel
 from .models.fame import FameConfig
 from .models.mojito import MojitoConfig
@@ -341,52 +346,127 @@ def _identity(spec: RunSpec) -> RunSpec:
     return dataclasses.replace(spec, train_config=train, label="")
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+RUN_LOG = "run.log"
 
 
-def _run_quietly(spec: RunSpec, profile: Profile, root: str) -> dict[str, Any]:
-    """``run`` in a worker process, without the trainer's own progress bars."""
-    return run(dataclasses.replace(spec, train_config=dataclasses.replace(spec.train_config, progress=False)),
-               profile, root)
+def describe(spec: RunSpec) -> str:
+    """``spec`` in one line for messages: label, model, dataset, H, N, seed."""
+    config = dataclasses.asdict(spec.model_config)
+    parts = [f"model={spec.model}", f"dataset={spec.dataset}"]
+    parts += [f"{short}={config[field]}" for field, short in (("n_heads", "H"), ("n_experts", "N")) if field in config]
+    return f"{spec.label} ({', '.join(parts + [f'seed={spec.seed}'])})"
 
 
-def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, workers: int = 1) -> list[dict[str, Any]]:
+def execute_run(spec: RunSpec, profile: Profile, root: str | Path) -> dict[str, Any]:
+    """``run`` as a sweep runs it: without the trainer's progress bars, with what the run prints, its
+    summary and any error appended to ``run.log`` in its run folder (the sweep shows one bar only)."""
+    spec = dataclasses.replace(spec, train_config=dataclasses.replace(spec.train_config, progress=False))
+    folder = run_dir(spec, profile, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(folder / RUN_LOG, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
+        print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {describe(spec)} on {socket.gethostname()} (pid "
+              f"{os.getpid()}, device {spec.train_config.device}, CUDA_VISIBLE_DEVICES="
+              f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r})")
+        try:
+            record = run(spec, profile, root)
+        except Exception:
+            print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] failed after {time.perf_counter() - start:.1f} s:")
+            traceback.print_exc(file=log)
+            raise
+        print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] done in {time.perf_counter() - start:.1f} s: "
+              f"{record.get('epochs_run')} epochs, best {record.get('best_epoch')}; test metrics "
+              f"{json.dumps(record.get('metrics', {}).get('test'))} (every epoch: result.json)")
+    return record
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A run of a sweep that produced no record: it raised (``error``, its traceback), or it was not started
+    because a run it needs failed (``dependency``)."""
+
+    spec: RunSpec
+    error: str | None = None
+    dependency: RunSpec | None = None
+
+    def __str__(self) -> str:
+        if self.dependency is not None:
+            return f"{describe(self.spec)}: not run, it needs {describe(self.dependency)}, which failed"
+        last = (self.error or "").strip().splitlines()
+        return f"{describe(self.spec)}: {last[-1] if last else 'failed'}"
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed; every other run finished and is in the results store.
+
+    ``failures``: one ``RunFailure`` per failed or blocked run (with its spec); ``records``: the records in
+    the order of the specs, None where a run has none. Running the sweep again trains only those runs.
+    """
+
+    def __init__(self, failures: list[RunFailure], records: list[dict[str, Any] | None], root: Path) -> None:
+        self.failures, self.records = failures, records
+        lines = "\n".join(f"  - {failure}" for failure in failures)
+        super().__init__(f"{len(failures)} run(s) of the sweep failed (their tracebacks are in {RUN_LOG} in their "
+                         f"run folders under {root}; the other runs finished):\n{lines}")
+
+
+def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, executor: str | Executor = "local",
+             address: str | None = None) -> list[dict[str, Any]]:
     """Run every spec (finished ones are read back) and return their records in order.
 
-    ``workers > 1`` trains up to that many runs at once in separate (spawned) processes, e.g. several
-    small runs on one GPU: first the distinct SASRec-CE pretrainings the FAME runs need, then everything
-    else; specs that differ only in label, device or progress bars run once. The records are those of a
-    sequential run.
+    ``executor``: "local" trains the runs one after the other in this process; "ray" trains them as Ray
+    tasks (``seqrec_lib.executors``; ``address``: None starts a local Ray, "auto" or "ray://host:port"
+    joins a cluster), each reserving ``profile.run_cpus`` CPUs and ``profile.run_gpus`` GPUs. The FAME runs
+    whose SASRec-CE pretraining is not finished depend on it (one pretraining per H, trained once); specs
+    that differ only in label, device or progress bars run once. Either way the records are the same, in
+    the same store. One progress bar counts the sweep's runs; each run's output goes to ``run.log`` in
+    its folder. A run that fails does not stop the others: at the end ``SweepError`` lists every failed
+    run with its spec, and every run that needed it, and running the sweep again trains only those.
     """
     specs = list(specs)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if workers == 1:
-        return [run(spec, profile, root) for spec in tqdm(specs, desc=f"runs ({profile.name})", unit="run")]
-    phases: list[dict[RunSpec, RunSpec]] = [{}, {}]      # identity → the first spec with it, per phase
+    runner = get_executor(executor, address)
+    records: dict[RunSpec, dict[str, Any]] = {}        # identity → record (finished runs)
+    jobs: list[Job] = []
+    job_of: dict[RunSpec, int] = {}                    # identity → index in jobs
+
+    def plan(spec: RunSpec) -> int | None:
+        """The job index of ``spec`` (None when it is finished), after those of what it needs."""
+        key = _identity(spec)
+        if key in records or key in job_of:
+            return job_of.get(key)
+        if is_done(spec, profile, root):
+            records[key] = run(spec, profile, root)
+            return None
+        needs = tuple(i for pre in prerequisites(spec) if (i := plan(pre)) is not None)
+        job_of[key] = len(jobs)
+        jobs.append(Job(spec, needs, cpus=profile.run_cpus, gpus=profile.run_gpus))
+        return job_of[key]
+
     for spec in specs:
-        for pre in prerequisites(spec):
-            phases[0].setdefault(_identity(pre), pre)
-        phases[1].setdefault(_identity(spec), spec)
-    records: dict[RunSpec, dict[str, Any]] = {}
-    total = len(phases[0].keys() | phases[1].keys())
-    threads = profile.cpu_threads or max(1, torch.get_num_threads() // workers)
-    with tqdm(total=total, desc=f"runs ({profile.name}, {workers} workers)", unit="run") as bar, \
-            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_init_worker, initargs=(threads,)) as pool:
-        for phase in phases:
-            pending = {key: spec for key, spec in phase.items() if key not in records}
-            finished = {key for key, spec in pending.items() if is_done(spec, profile, root)}
-            for key in finished:                     # read back here: no process needed
-                records[key] = run(pending[key], profile, root)
-                bar.update(1)
-            futures = {pool.submit(_run_quietly, spec, profile, str(root)): key
-                       for key, spec in pending.items() if key not in finished}
-            for future in as_completed(futures):
-                records[futures[future]] = future.result()
-                bar.update(1)
-    return [{**records[_identity(spec)], "label": spec.label} for spec in specs]
+        plan(spec)
+    failed = 0
+    with tqdm(total=len(records) + len(jobs), initial=len(records), unit="run",
+              desc=f"runs ({profile.name}, {runner.name})") as bar:
+        def on_done(i: int, outcome: Outcome) -> None:
+            nonlocal failed
+            failed += not outcome.ok
+            bar.update(1)
+            if failed:
+                bar.set_postfix(failed=failed)
+
+        outcomes = runner.execute(partial(execute_run, profile=profile, root=str(root)), jobs, on_done)
+    failures = []
+    for job, outcome in zip(jobs, outcomes):
+        if outcome.ok:
+            records[_identity(job.payload)] = outcome.result
+        else:
+            dependency = None if outcome.blocked_by is None else jobs[outcome.blocked_by].payload
+            failures.append(RunFailure(job.payload, outcome.error, dependency))
+    ordered = [None if _identity(spec) not in records else {**records[_identity(spec)], "label": spec.label}
+               for spec in specs]
+    if failures:
+        raise SweepError(failures, ordered, Path(root))
+    return ordered  # type: ignore[return-value]
 
 
 def load_trained(record: dict[str, Any], profile: Profile) -> tuple[SequentialModel, SequenceData, SplitData]:

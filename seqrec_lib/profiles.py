@@ -41,6 +41,9 @@ class Profile:
       "cpu", "cuda", ...
     - ``cpu_threads``: torch threads while a run trains on the CPU (None: torch's default). Small models
       run several times faster on one thread, and one thread cannot be slowed down by a busy machine.
+    - ``run_cpus`` / ``run_gpus``: what each run of a sweep reserves under the ``ray`` executor
+      (``experiments.run_many``): CPUs, and GPUs (a fraction below 1 shares a GPU, e.g. 0.25: four runs
+      per GPU; ignored where the cluster has no GPU).
     """
 
     name: str
@@ -66,6 +69,8 @@ class Profile:
     single_experts: int = 4
     mojito_cohort_size: int | None = None
     cpu_threads: int | None = None
+    run_cpus: float = 1.0
+    run_gpus: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("fame_datasets", "time_datasets", "heads", "experts", "seeds"):
@@ -97,6 +102,11 @@ class Profile:
                              f"got {self.mojito_cohort_size}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError(f"Profile {self.name!r}: cpu_threads must be None or positive, got {self.cpu_threads}")
+        if self.run_cpus <= 0:
+            raise ValueError(f"Profile {self.name!r}: run_cpus must be positive, got {self.run_cpus}")
+        if self.run_gpus < 0 or (self.run_gpus > 1 and self.run_gpus != int(self.run_gpus)):
+            raise ValueError(f"Profile {self.name!r}: run_gpus must be a fraction in [0, 1] or a whole number, "
+                             f"got {self.run_gpus}")
         if self.case_study[1] < 1:
             raise ValueError(f"Profile {self.name!r}: the case-study user must be a 1-based id, "
                              f"got {self.case_study[1]}")
@@ -196,6 +206,7 @@ PROFILES: dict[str, Profile] = {
         single_heads=2,
         single_experts=4,
         mojito_cohort_size=None,   # ML-100K has 943 users (< MOJITO's 5,000): every user in each cohort
+        run_gpus=0.25,             # with --executor ray: four small runs share each GPU
     ),
 }
 

@@ -112,16 +112,6 @@ def test_fame_without_result_but_with_checkpoint_finishes_without_training(pipel
     assert calls == [] and again["metrics"] == first["metrics"] == fame["metrics"]
 
 
-def test_run_many_with_two_workers_equals_one_worker(pipeline, tmp_path):
-    _, records = pipeline
-    specs = ex.expert_sweep_specs(SMOKE, DATA, 2) + ex.time_specs(SMOKE, DATA)[1:]   # FAME needs SASRec(H=2) first
-    parallel = ex.run_many(specs, SMOKE, tmp_path, workers=2)
-    sequential = {r["run_id"]: r for r in records}
-    assert [r["label"] for r in parallel] == [s.label for s in specs]
-    for record in parallel:
-        assert record["metrics"] == sequential[record["run_id"]]["metrics"]
-
-
 def test_load_trained_gives_the_best_weights(pipeline):
     _, records = pipeline
     for record in (records[-3], records[-2]):                   # FAME, MOJITO
