@@ -17,16 +17,22 @@
 # # 00 · The data
 #
 # Every experiment starts from **per-user chronological sequences** and the **leave-one-out split** of
-# FAME (fame.md §2.4): for a user with sequence *s*, the model trains on `s[:-3]` with a target at every
+# FAME (docs/protocol.md §1): for a user with sequence *s*, the model trains on `s[:-3]` with a target at every
 # position, is validated on predicting `s[-2]` from `s[:-2]`, and tested on predicting `s[-1]` from
 # `s[:-1]`.
 #
 # This notebook prepares every dataset of the chosen profile (downloading and checking raw files when
 # needed), prints their statistics beside the FAME paper's Table 1, and plots how long the sequences are.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 
 # %%
 # %matplotlib inline
@@ -65,7 +71,7 @@ stats
 # ## Beside the FAME paper's Table 1
 #
 # The Amazon files are exactly the S3-Rec/ICLRec files, so our counts should match the paper. They do,
-# except for **typos in Table 1** (fame.md §2.2): Sports has 35,598 users (printed 25,598), Toys has
+# except for **typos in Table 1** (docs/papers.md §1): Sports has 35,598 users (printed 25,598), Toys has
 # 11,924 items (printed 19,392, which also makes its printed density wrong), and the ML-20m action count
 # is printed "185,6746". The `flag` column marks them; the `ours` columns are filled for the datasets of
 # this profile.
@@ -80,7 +86,7 @@ comparison = table1.join(ours, on="our_dataset")[
      "printed_actions_text", "actions", "ours_interactions", "printed_density", "density", "flagged", "note"]]
 plots.save_table(comparison.set_index("dataset"), RESULTS, "table1_comparison",
                  note="printed_*: FAME (WSDM 2025) Table 1 as printed; users/items/actions/density: measured on "
-                      "the S3-Rec files (fame.md §2.2); ours_*: this profile's data. flagged: printed typos.")
+                      "the S3-Rec files (docs/data.md §3); ours_*: this profile's data. flagged: printed typos.")
 comparison
 
 # %% [markdown]
@@ -98,7 +104,7 @@ fig
 # ## What the split gives each model
 #
 # One training sample per user (all positions at once) for SASRec and FAME; MOJITO trains on sliding
-# windows of the sequence instead (`samples_step`, mojito.md §1.4), which gives more, shorter samples.
+# windows of the sequence instead (`samples_step`, docs/data.md §8), which gives more, shorter samples.
 
 # %%
 rows = {}

@@ -21,12 +21,18 @@
 # metrics, epoch log, timings, versions, git commit, device).
 #
 # `run_all.sh` runs this notebook three times, with `model` = `sasrec`, `fame` and `mojito`. FAME is
-# trained in two stages (fame.md §5.7): first SASRec-CE with the same number of heads, then FAME is built
+# trained in two stages (docs/fame.md §8): first SASRec-CE with the same number of heads, then FAME is built
 # from that checkpoint and fine-tuned. A run that has finished before is read back, not retrained.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 model = "sasrec"          # sasrec | fame | mojito | pop
 dataset = ""              # empty: the first FAME dataset of the profile (MOJITO: its first dataset with timestamps)
 overrides = {}            # model or training settings, e.g. {"n_heads": 4, "epochs": 5, "lr": 0.001}

@@ -18,15 +18,21 @@
 #
 # FAME's first idea is to let **each attention head predict on its own** and to mix the heads' predictions
 # with a learned gate, instead of concatenating the heads into one representation. *FAME w/o MoE* is
-# exactly that, without the mixture of experts (fame.md §5.6).
+# exactly that, without the mixture of experts (docs/fame.md §7).
 #
 # For every H in the profile we train SASRec-CE with H heads, then fine-tune FAME w/o MoE from it. The
-# paper's claims (fame.md §9.1): both improve over H = 1 at some H > 1; FAME w/o MoE ≥ SASRec at every H;
+# paper's claims (docs/papers.md §4): both improve over H = 1 at some H > 1; FAME w/o MoE ≥ SASRec at every H;
 # at H = 1 the two are (nearly) the same.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 workers = 1               # runs trained at once (more only helps with spare cores or a GPU)
 
 # %%

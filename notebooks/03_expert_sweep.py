@@ -17,14 +17,20 @@
 # # 03 · How many experts? (FAME Figure 6)
 #
 # FAME's second idea: in the last attention layer, each head gets **N query experts** and a router that
-# mixes them per position (fame.md §5.1), so a head can attend for several "preferences" within its facet.
+# mixes them per position (docs/fame.md §2), so a head can attend for several "preferences" within its facet.
 #
 # H is fixed at H*, the head count chosen on validation in `02_head_sweep`; the red line is FAME w/o MoE
-# at H* (N = 1). The paper's claim (fame.md §9.2): some N lies above the red line on every dataset.
+# at H* (N = 1). The paper's claim (docs/papers.md §4): some N lies above the red line on every dataset.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 workers = 1               # runs trained at once
 
 # %%

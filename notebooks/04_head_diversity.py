@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 04 · Do the heads look at different things?
 #
-# If several heads attend in the same way, they are redundant. Our protocol (mojito.md §6): for each test
+# If several heads attend in the same way, they are redundant. Our protocol (docs/analysis.md §1): for each test
 # user and each attention layer, take every pair of heads and measure how far apart their attention maps
 # are (Frobenius distance, restricted to the user's real positions), and the same for the heads' outputs;
 # average over head pairs, then over users, with a bootstrap 95% interval.
@@ -24,10 +24,16 @@
 # We compare **SASRec-CE, FAME and MOJITO at the same H** on the same users. Attention distances compare
 # across models; a scale-free version divides by √(2·n_u) so it lies in [0, 1]. Output distances live on
 # different scales per model (FAME's are layer-normalised), so read them within a model.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 dataset = ""              # empty: the profile's first dataset with timestamps (MOJITO needs them)
 n_boot = 2000             # bootstrap resamples
 
@@ -74,7 +80,7 @@ diversity = pd.concat(tables, ignore_index=True)[["label", "layer", "quantity", 
                                                    "n_users", "n_heads"]]
 plots.save_table(diversity.set_index(["label", "layer", "quantity"]), RESULTS, f"head_diversity_{dataset}",
                  note="Mean pairwise distance between heads per user and layer, averaged over test users; "
-                      f"95% percentile-bootstrap interval ({n_boot} resamples, seed 0); mojito.md §6.")
+                      f"95% percentile-bootstrap interval ({n_boot} resamples, seed 0); docs/analysis.md §1.")
 diversity.pivot_table(index=["label", "layer"], columns="quantity", values="mean").round(3)
 
 # %% [markdown]
@@ -106,7 +112,7 @@ paired.set_index(["comparison", "layer"]).round(4)
 # %% [markdown]
 # ## Sensitivity: MOJITO without its evaluation-time attention noise
 #
-# MOJITO adds noise to its attention logits even when scoring (mojito.md §2.4). Turning it off (same
+# MOJITO adds noise to its attention logits even when scoring (docs/mojito.md §5.1). Turning it off (same
 # weights) shows how much of its head diversity comes from the noise.
 
 # %%

@@ -20,13 +20,19 @@
 # over the profile's seeds (H\* and N\* chosen on validation in `02` and `03`), plus the most-popular
 # baseline, next to FAME's Table 2; and **MOJITO vs SASRec-BCE** under MOJITO's sampled protocol.
 #
-# How to read them (fame.md §8, mojito.md §5): the paper's SASRec row is much weaker than a CE-trained
+# How to read them (docs/papers.md §2, §6): the paper's SASRec row is much weaker than a CE-trained
 # SASRec, so compare FAME with *our* SASRec-CE; MOJITO's own table was not available to us, so its
 # acceptance is relative to SASRec-BCE under the same protocol. The protocol is written under each table.
+#
+# > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
+# > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
+# > epochs. Its numbers do not test the papers' claims: runs stop before they converge, and at this size a
+# > plain SASRec is hard to beat (docs/protocol.md §7). Real-data results come from `profile = "paper"` and
+# > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
-outputs = "../outputs"    # figures, results and runs go to <outputs>/<profile>/
+outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 workers = 1               # runs trained at once
 
 # %%
@@ -85,7 +91,8 @@ if not in_paper:
                      "Toys and ML-20m: run the `paper` profile). For reference, its SASRec, best baseline "
                      "(ICLRec) and FAME columns:"))
     display(paper_results.table2_frame()[["SASRec", "ICLRec", "FAME"]].round(4))
-display(Markdown("Notes on the paper's table (fame.md §8):\n" + "\n".join(f"- {n}" for n in paper_results.TABLE2_NOTES)))
+display(Markdown("Notes on the paper's table (docs/papers.md §2):\n"
+                 + "\n".join(f"- {n}" for n in paper_results.TABLE2_NOTES)))
 
 # %%
 paper_long = pd.DataFrame([{"dataset": d, "label": label, "metric": m, "value": paper_results.paper_row(model, d)[m]}
