@@ -111,8 +111,8 @@ def _evaluate_full(model: SequentialModel, batch: Batch, history: History, n_ite
         if scores.shape != (len(chunk), n_items + 1):
             raise ValueError(f"model.predict returned shape {tuple(scores.shape)}, "
                              f"expected ({len(chunk)}, n_items + 1 = {n_items + 1})")
-        mask = None if protocol.history_mask == "none" else history.mask(chunk.users, n_items)
-        ranks.append(full_ranks(scores, chunk.last_targets, mask, protocol.history_mask))
+        seen = None if protocol.history_mask == "none" else history.entries(chunk.users)
+        ranks.append(full_ranks(scores, chunk.last_targets, seen, protocol.history_mask, inplace=True))
     return {**ranking_metrics(torch.cat(ranks), protocol.ks), "n_users": len(batch)}
 
 

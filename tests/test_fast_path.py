@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from seqrec_lib.models.fame import Fame, FameConfig
 from seqrec_lib.models.losses import item_cross_entropy
 from seqrec_lib.models.sasrec import SASRec, SASRecConfig
-from seqrec_lib.models.tokens import TokenLayout, dropout_noise
+from seqrec_lib.models.tokens import TokenLayout
 from tests.helpers import random_batch
 
 N_ITEMS = 40
@@ -97,18 +97,40 @@ def test_layout_moves_tokens_and_keeps_positions():
     assert dense.width == 5 and dense.n_tokens == 15
 
 
-def test_layout_dropout_is_f_dropout_of_the_padded_tensor():
-    items = random_batch(n_items=N_ITEMS, B=4, L=9, seed=2).items
-    layout = TokenLayout.from_items(items)
-    padded = torch.randn(4, 9, 3)
+def test_layout_dropout_drops_the_same_elements_in_both_layouts_at_rate_p():
+    items = random_batch(n_items=N_ITEMS, B=64, L=9, seed=2).items
+    packed, padded = TokenLayout.from_items(items), TokenLayout.from_items(items, packed=False)
+    x = torch.ones(64, 9, 16, 4)
+    for heads_first in (False, True):
+        torch.manual_seed(5)
+        a = packed.dropout(packed.from_full(x), 0.3, True, heads_first)
+        torch.manual_seed(5)
+        b = padded.from_full(padded.to_full(padded.dropout(padded.from_full(x), 0.3, True, heads_first)))
+        torch.testing.assert_close(a, packed.from_full(padded.to_full(b)))
+        assert set(a.unique().tolist()) <= {0.0, torch.tensor(1 / 0.7).item()}
+        assert abs(float((a == 0).float().mean()) - 0.3) < 0.02
     torch.manual_seed(5)
-    expected = F.dropout(padded, 0.4, training=True)
+    again = packed.dropout(packed.from_full(x), 0.3, True)
+    torch.manual_seed(6)
+    other = packed.dropout(packed.from_full(x), 0.3, True)
     torch.manual_seed(5)
-    got = layout.dropout(layout.from_full(padded), 0.4, training=True)
-    torch.testing.assert_close(got, layout.from_full(expected))
-    torch.manual_seed(5)
-    noise = dropout_noise((4, 9, 3), 0.4, padded)
-    torch.testing.assert_close(padded * noise, expected)
+    assert torch.equal(again, packed.dropout(packed.from_full(x), 0.3, True)) and not torch.equal(again, other)
+    assert torch.equal(packed.dropout(x[0, :3], 0.3, training=False), x[0, :3])
+
+
+def test_attention_dropout_same_entries_in_both_layouts():
+    items = random_batch(n_items=N_ITEMS, B=32, L=10, seed=3).items
+    packed, padded = TokenLayout.from_items(items), TokenLayout.from_items(items, packed=False)
+    off = 10 - packed.width
+    torch.manual_seed(1)
+    a = packed.attention_dropout(torch.ones(32, 2, packed.width, packed.width), 0.5, True)
+    torch.manual_seed(1)
+    b = padded.attention_dropout(torch.ones(32, 2, 10, 10), 0.5, True)[:, :, off:, off:]
+    allowed = packed.attention[:, :, :, :] & (items[:, off:] > 0)[:, None, :, None]
+    torch.testing.assert_close(a * allowed, b * allowed)
+    assert torch.all(a[~allowed.expand_as(a)] == 0)
+    kept = a[allowed.expand_as(a)]
+    assert abs(float((kept == 0).float().mean()) - 0.5) < 0.05
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])

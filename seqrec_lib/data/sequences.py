@@ -99,17 +99,19 @@ class History:
     items: Tensor
     lengths: Tensor
 
-    def mask(self, users: Tensor, n_items: int) -> Tensor:
-        """[B] user ids → [B, n_items + 1] bool, True where the item is in the user's history."""
-        rows = users - 1
-        counts = self.lengths.index_select(0, rows)
-        starts = self.offsets.index_select(0, rows)
+    def entries(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """[B] user ids → (rows [n], items [n]): row b holds each item of user ``users[b]``'s history."""
+        counts = self.lengths.index_select(0, users - 1)
+        starts = self.offsets.index_select(0, users - 1)
         batch_row = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
         first = torch.cumsum(counts, 0) - counts
         within = torch.arange(int(counts.sum()), device=users.device) - first.repeat_interleave(counts)
-        cols = self.items.index_select(0, starts.repeat_interleave(counts) + within)
+        return batch_row, self.items.index_select(0, starts.repeat_interleave(counts) + within)
+
+    def mask(self, users: Tensor, n_items: int) -> Tensor:
+        """[B] user ids → [B, n_items + 1] bool, True where the item is in the user's history."""
         out = torch.zeros(len(users), n_items + 1, dtype=torch.bool, device=users.device)
-        out[batch_row, cols] = True
+        out[self.entries(users)] = True
         return out
 
     def item_counts(self, n_items: int) -> Tensor:

@@ -9,14 +9,18 @@ A batch ``items`` [B, L] (0 = padding on the left) becomes
   ``pad`` / ``unpad`` move tensors between [T, ...] and [B, W, ...].
 
 ``packed=False`` keeps every one of the B·L positions as a token (``W = L``): that is the padded computation
-the packed one must equal at real positions (tests compare them). Dropout noise is drawn over the full
-padded shape and then gathered (``dropout``), so both layouts draw the very same masks from the same RNG
-stream as ``F.dropout`` on a padded [B, L, ...] tensor on the CPU.
+the packed one must equal at real positions (tests compare them, dropout on). Dropout is counter-based: each
+element's keep/drop is a hash of (one seed drawn from torch's generator per call, the element's index in the
+full padded tensor [B, L, ...]), so both layouts drop the very same elements, and the cost is proportional to
+the real tokens (torch's CPU Bernoulli draws cost ~30 ns an element on non-Intel CPUs, over the padded shape).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+import math
 
 import torch
 from torch import Tensor
@@ -27,7 +31,7 @@ class TokenLayout:
     """The real tokens of ``items`` [B, L] and their trimmed attention layout [B, W].
 
     - ``index`` [T]: flat index of each token in [B·W] (row-major);
-    - ``positions`` [T]: each token's column in the full [B, L] window (0..L-1);
+    - ``rows`` [T] / ``positions`` [T]: each token's sequence (0..B-1) and column in the full window (0..L-1);
     - ``last`` [B]: the token index of each sequence's most recent item (-1 for an empty row);
     - ``attention`` [B, 1, W, W] bool: query i may attend key j (causal, real keys; a padding query only
       itself, as ``layers.attention_mask``).
@@ -37,6 +41,7 @@ class TokenLayout:
     length: int
     width: int
     index: Tensor
+    rows: Tensor
     positions: Tensor
     last: Tensor
     attention: Tensor
@@ -57,7 +62,7 @@ class TokenLayout:
         positions = index % W + (L - W)                                           # [T]
         row_end = torch.cumsum(keep.sum(1), 0)                                    # [B]
         last = torch.where(lengths > 0, row_end - 1, torch.full_like(row_end, -1))
-        return cls(B, L, W, index, positions, last, attention_mask(window))
+        return cls(B, L, W, index, index // W, positions, last, attention_mask(window))
 
     @property
     def n_tokens(self) -> int:
@@ -89,26 +94,63 @@ class TokenLayout:
         return x.index_select(0, self.last.clamp(min=0)) * present
 
     def dropout(self, x: Tensor, p: float, training: bool, heads_first: bool = False) -> Tensor:
-        """``F.dropout`` of the padded [B, L, *rest] tensor, at the tokens: x [T, *rest] → [T, *rest].
-        ``heads_first``: x is [T, H, e] and the padded tensor was laid out [B, H, L, e]."""
+        """Dropout of x [T, *rest] whose keep/drop is fixed by each element's index in the padded [B, L, *rest]
+        tensor (``heads_first``: x is [T, H, e] and the padded tensor [B, H, L, e])."""
         if not training or p == 0.0:
             return x
+        rest = x.shape[1:]
+        R = math.prod(rest)
         if heads_first:
-            H, e = x.shape[1:]
-            noise = dropout_noise((self.batch, H, self.length, e), p, x).transpose(1, 2)   # [B, L, H, e]
+            H, e = rest
+            head = torch.arange(H, device=x.device)[:, None] * (self.length * e) + torch.arange(e, device=x.device)
+            base = (self.rows * H * self.length + self.positions) * e                          # [T]
+            element = base[:, None, None] + head                                              # [T, H, e]
         else:
-            noise = dropout_noise((self.batch, self.length, *x.shape[1:]), p, x)
-        return x * self.from_full(noise)
+            element = ((self.rows * self.length + self.positions)[:, None] * R
+                       + torch.arange(R, device=x.device)).view(x.shape)                      # [T, *rest]
+        return x * keep_scale(element, p, x)
 
     def attention_dropout(self, probs: Tensor, p: float, training: bool) -> Tensor:
-        """``F.dropout`` of padded maps [B, *heads, L, L], on the trimmed maps [B, *heads, W, W]."""
+        """Dropout of trimmed maps [B, *heads, W, W] whose keep/drop is fixed by each entry's index in the
+        padded maps [B, *heads, L, L]. Only entries a real query may attend to are drawn (the others are 0)."""
         if not training or p == 0.0:
             return probs
-        noise = dropout_noise((*probs.shape[:-2], self.length, self.length), p, probs)
-        return probs * noise[..., self.length - self.width:, self.length - self.width:]
+        B, W, L = self.batch, self.width, self.length
+        G = math.prod(probs.shape[1:-2])
+        b, q, k = self.allowed                                                                # [n] each
+        g = torch.arange(G, device=probs.device)[:, None]                                     # [G, 1]
+        element = ((b * G + g) * L + q + (L - W)) * L + k + (L - W)                          # [G, n]
+        noise = torch.zeros(B, G, W, W, dtype=probs.dtype, device=probs.device)
+        noise[b, g, q, k] = keep_scale(element, p, probs)
+        return probs * noise.view(probs.shape)
+
+    @cached_property
+    def allowed(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(b, q, k) [n] each: the attention entries of real queries, (sequence, query column, key column)."""
+        real = torch.zeros(self.batch * self.width, dtype=torch.bool, device=self.index.device)
+        real[self.index] = True
+        entries = self.attention[:, 0] & real.view(self.batch, self.width, 1)                  # [B, W, W]
+        return tuple(entries.nonzero().unbind(1))
 
 
-def dropout_noise(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
-    """The multiplier ``F.dropout`` draws on the CPU for a contiguous tensor of ``shape``: Bernoulli(1-p)/(1-p),
-    consuming the default generator exactly as it does (so a padded and a packed run see the same masks)."""
-    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+_MASK32 = 0xFFFFFFFF
+
+
+def _hash32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (Wellons' lowbias32) of int64 values in [0, 2³²), vectorised."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK32
+    return x ^ (x >> 16)
+
+
+def keep_scale(element: Tensor, p: float, like: Tensor) -> Tensor:
+    """Dropout multipliers for int64 element indices: 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
+
+    Each call draws one seed from torch's default generator (so runs are reproducible and resumable from the
+    saved RNG state); element e is dropped when hash(hash(e) ^ seed) < p·2³².
+    """
+    seed = torch.randint(0, 2**31, (), device=element.device)
+    u = _hash32(_hash32(element & _MASK32) ^ seed)
+    return (u >= int(p * 2**32)).to(like.dtype) * (1.0 / (1.0 - p))
