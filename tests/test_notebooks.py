@@ -1,4 +1,5 @@
-"""Notebook smoke test: execute every notebook with papermill in the ``smoke`` profile (in order, into a
+"""Notebook smoke test: execute every notebook with papermill (through ``seqrec_lib.notebook_runner``, which
+rejects parameters a notebook does not declare) in the ``smoke`` profile (in order, into a
 temporary outputs folder), then check that every expected figure and result file exists and that the
 results are sane. ``01_train`` runs once, with FAME (two-stage training); ``run_all.sh`` runs it per model.
 """
@@ -13,8 +14,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-papermill = pytest.importorskip("papermill")
+pytest.importorskip("papermill")
 
+from seqrec_lib import notebook_runner  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
 pytestmark = pytest.mark.notebooks
@@ -46,10 +48,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("notebooks")
     outputs = base / "outputs"
     for notebook, name, extra in RUNS:
-        papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(base / f"{name}.ipynb"),
-            parameters={"profile": PROFILE, "outputs": str(outputs), **extra},
-            kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+        notebook_runner.execute(NOTEBOOK_DIR / f"{notebook}.ipynb", base / f"{name}.ipynb",
+                                {"profile": PROFILE, "outputs": str(outputs), **extra}, cwd=NOTEBOOK_DIR)
     return outputs
 
 
