@@ -16,6 +16,10 @@
 #   --kernel NAME   the Jupyter kernel; when it does not run this Python, a kernel for it is installed into
 #                   this environment (never user-level) (default: python3, this environment's own)
 #   --only NAME     run only the notebook NAME (e.g. 00_data, 01_train_fame)
+#   --executor local|ray  how the sweeps (02, 03, 06) train their runs: local, one after the other (default),
+#                   or ray, as Ray tasks in parallel (pip install -e ".[distributed]"; README: multi-GPU, cluster)
+#   --address ADDR  with --executor ray: the Ray cluster to use (auto: the one `ray start` runs on this
+#                   machine; ray://host:10001: a remote one); without it each sweep notebook starts a local Ray
 # The Python used is $PYTHON, else the active virtual/conda environment's python, else .venv/bin/python.
 # Relative paths (--outputs, $SEQREC_DATA_DIR, $SEQREC_CACHE_DIR) are taken from where it is started.
 set -euo pipefail
@@ -28,6 +32,8 @@ KERNEL="python3"
 OUTPUTS=""
 PUBLISH=""
 ONLY=""
+EXECUTOR="local"
+ADDRESS=""
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 absolute() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$CALLER_DIR/$1" ;; esac; }
 while [[ $# -gt 0 ]]; do
@@ -41,10 +47,24 @@ while [[ $# -gt 0 ]]; do
         --kernel=*) KERNEL="${1#*=}"; shift ;;
         --only) ONLY="${2:?--only needs a notebook name}"; shift 2 ;;
         --only=*) ONLY="${1#*=}"; shift ;;
+        --executor) EXECUTOR="${2:?--executor needs local or ray}"; shift 2 ;;
+        --executor=*) EXECUTOR="${1#*=}"; shift ;;
+        --address) ADDRESS="${2:?--address needs a Ray address}"; shift 2 ;;
+        --address=*) ADDRESS="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run_all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
+if [[ "$EXECUTOR" != local && "$EXECUTOR" != ray ]]; then
+    echo "run_all.sh: --executor must be local or ray, got '$EXECUTOR'" >&2
+    exit 2
+fi
+if [[ -n "$ADDRESS" && "$EXECUTOR" != ray ]]; then
+    echo "run_all.sh: --address is for --executor ray" >&2
+    exit 2
+fi
+SWEEP_ARGS=(-p executor "$EXECUTOR")                  # the sweep notebooks' parameters
+if [[ -n "$ADDRESS" ]]; then SWEEP_ARGS+=(-p address "$ADDRESS"); fi
 if [[ -n "$PUBLISH" && -n "$OUTPUTS" ]]; then
     echo "run_all.sh: --publish writes to outputs/; it cannot be combined with --outputs" >&2
     exit 2
@@ -63,6 +83,10 @@ fi
 if ! "$PYTHON" -c "import seqrec_lib, papermill, ipykernel, jupytext" 2>/dev/null; then
     echo "run_all.sh: $PYTHON cannot import seqrec_lib, papermill, ipykernel and jupytext." >&2
     echo "Install them first: pip install -e \".[dev]\" (see README)." >&2
+    exit 1
+fi
+if [[ "$EXECUTOR" == ray ]] && ! "$PYTHON" -c "import ray" 2>/dev/null; then
+    echo "run_all.sh: --executor ray needs Ray in $PYTHON: pip install -e \".[distributed]\" (see README)." >&2
     exit 1
 fi
 if ! "$PYTHON" -c "from seqrec_lib.profiles import get_profile; get_profile('$PROFILE')" 2>/dev/null; then
@@ -118,16 +142,16 @@ run_notebook() {
     fi
 }
 
-echo "Profile $PROFILE, kernel $KERNEL, outputs in $OUT"
+echo "Profile $PROFILE, kernel $KERNEL, executor $EXECUTOR${ADDRESS:+ at $ADDRESS}, outputs in $OUT"
 run_notebook 00_data 00_data
 for model in sasrec fame mojito; do
     run_notebook 01_train "01_train_$model" -p model "$model"
 done
-run_notebook 02_head_sweep 02_head_sweep
-run_notebook 03_expert_sweep 03_expert_sweep
+run_notebook 02_head_sweep 02_head_sweep "${SWEEP_ARGS[@]}"
+run_notebook 03_expert_sweep 03_expert_sweep "${SWEEP_ARGS[@]}"
 run_notebook 04_head_diversity 04_head_diversity
 run_notebook 05_case_study 05_case_study
-run_notebook 06_results 06_results
+run_notebook 06_results 06_results "${SWEEP_ARGS[@]}"
 T1=$(date +%s)
 if [[ "$RAN" == 0 ]]; then
     echo "run_all.sh: there is no notebook run named '$ONLY' (e.g. 00_data, 01_train_fame, 06_results)" >&2

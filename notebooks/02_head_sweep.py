@@ -33,7 +33,8 @@
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
-workers = 1               # runs trained at once (more only helps with spare cores or a GPU)
+executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
+address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster
 
 # %%
 # %matplotlib inline
@@ -53,7 +54,7 @@ print(f"profile {P.name!r}: {P.description}")
 
 # %%
 specs = [spec for dataset in P.fame_datasets for spec in experiments.head_sweep_specs(P, dataset)]
-records = experiments.run_many(specs, P, ROOT, workers=workers)
+records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
 best = {dataset: experiments.best_heads(records, dataset) for dataset in P.fame_datasets}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]

@@ -31,7 +31,8 @@
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
-workers = 1               # runs trained at once
+executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
+address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster
 
 # %%
 # %matplotlib inline
@@ -51,10 +52,10 @@ print(f"profile {P.name!r}: {P.description}")
 
 # %%
 head_specs = [spec for dataset in P.fame_datasets for spec in experiments.head_sweep_specs(P, dataset)]
-head_records = experiments.run_many(head_specs, P, ROOT, workers=workers)   # read back from 02
+head_records = experiments.run_many(head_specs, P, ROOT, executor=executor, address=address)   # read back from 02
 heads = {dataset: experiments.best_heads(head_records, dataset) for dataset in P.fame_datasets}
 specs = [spec for dataset in P.fame_datasets for spec in experiments.expert_sweep_specs(P, dataset, heads[dataset])]
-records = experiments.run_many(specs, P, ROOT, workers=workers)
+records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
 experts = {dataset: experiments.best_experts(records, dataset, heads[dataset]) for dataset in P.fame_datasets}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]

@@ -33,7 +33,8 @@
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
-workers = 1               # runs trained at once
+executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
+address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster
 
 # %%
 # %matplotlib inline
@@ -56,15 +57,15 @@ from seqrec_lib import paper_results
 
 FULL_METRICS = ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"]
 head_records = experiments.run_many([s for d in P.fame_datasets for s in experiments.head_sweep_specs(P, d)],
-                                    P, ROOT, workers=workers)
+                                    P, ROOT, executor=executor, address=address)
 heads = {d: experiments.best_heads(head_records, d) for d in P.fame_datasets}
 expert_records = experiments.run_many([s for d in P.fame_datasets
                                        for s in experiments.expert_sweep_specs(P, d, heads[d])], P, ROOT,
-                                      workers=workers)
+                                      executor=executor, address=address)
 experts = {d: experiments.best_experts(expert_records, d, heads[d]) for d in P.fame_datasets}
 specs = [s for d in P.fame_datasets
          for s in experiments.table_specs(P, d, heads[d], experts[d]) + [experiments.pop_spec(P, d, P.seeds[0])]]
-fame_records = experiments.run_many(specs, P, ROOT, workers=workers)
+fame_records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 fame_frame = experiments.results_frame(fame_records)
 print("H*:", heads, " N*:", experts, " seeds:", P.seeds)
 
@@ -109,7 +110,7 @@ fig
 
 # %%
 time_records = experiments.run_many([s for d in P.time_datasets for s in experiments.time_specs(P, d)], P, ROOT,
-                                    workers=workers)
+                                    executor=executor, address=address)
 time_frame = experiments.results_frame(time_records)
 SAMPLED_METRICS = ["NDCG@10", "HR@10"]
 sampled = experiments.summary_table(time_frame, SAMPLED_METRICS, protocol="sampled")

@@ -7,14 +7,19 @@ run, which is what a second sweep after a crash (or a fix) re-runs.
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import seqrec_lib.experiments as ex
 from seqrec_lib.executors import Job, LocalExecutor, Outcome, RayExecutor, get_executor
+from seqrec_lib.notebook_runner import check_parameters
 from seqrec_lib.profiles import get_profile
 
+ROOT = Path(__file__).resolve().parents[1]
 SMOKE = get_profile("smoke")
 DATA = "synthetic"
 
@@ -82,6 +87,23 @@ def test_profile_resource_requests():
         with pytest.raises(ValueError, match="run_"):
             dataclasses.replace(SMOKE, **bad)
     assert dataclasses.replace(SMOKE, run_gpus=2).run_gpus == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--executor", "dask"], "--executor must be local or ray, got 'dask'"),
+    (["--address", "auto"], "--address is for --executor ray"),
+])
+def test_run_all_rejects_a_bad_executor(tmp_path, args, message):
+    result = subprocess.run([str(ROOT / "run_all.sh"), *args], cwd=tmp_path, text=True, capture_output=True,
+                            env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("notebook", ["02_head_sweep", "03_expert_sweep", "06_results"])
+def test_sweep_notebooks_take_the_executor(notebook):
+    """run_all.sh passes ``-p executor ... [-p address ...]`` to the notebooks that sweep."""
+    check_parameters(ROOT / "notebooks" / f"{notebook}.ipynb", ["executor", "address"])
+    assert "executor=executor, address=address" in (ROOT / "notebooks" / f"{notebook}.py").read_text()
 
 
 # ---------------------------------------------------------------- local sweeps
