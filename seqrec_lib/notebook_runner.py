@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,7 +179,8 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
 
     ``parameters`` are checked against the notebook's declared ones first (NotebookParameterError);
     ``kernel`` must run this Python (see ``ensure_kernel``); ``cwd`` is the working directory of the
-    kernel; ``progress`` shows "LABEL  cell n/m  elapsed" on stdout while it runs (terminals only);
+    kernel; ``progress`` shows "LABEL  cell n/m  elapsed" on stdout while it runs (terminals only; redrawn
+    every second, so a long cell is seen to be running);
     ``log_output`` copies the cells' output to the ``papermill`` logger.
     """
     import papermill
@@ -189,10 +191,34 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
     bar = False if progress is None else {
         "desc": progress, "file": sys.stdout, "leave": False, "disable": None,
         "bar_format": "{desc:<28} cell {n_fmt}/{total_fmt}  {elapsed}"}
-    with environment_kernels_first():
+    with environment_kernels_first(), _ticking(enabled=progress is not None):
         return papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel,
                                           cwd=None if cwd is None else str(cwd), progress_bar=bar,
                                           log_output=log_output)
+
+
+@contextmanager
+def _ticking(enabled: bool, seconds: float = 1.0) -> Iterator[None]:
+    """While the block runs, redraw the live tqdm bars every ``seconds`` (their elapsed time then moves even
+    when no cell finishes for minutes)."""
+    from tqdm.std import tqdm
+
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(seconds):
+            for bar in list(tqdm._instances):
+                bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True) if enabled else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
 
 
 class _Parser(argparse.ArgumentParser):
