@@ -76,6 +76,7 @@ class Executor(ABC):
     """Runs a list of jobs; see the module's docstring."""
 
     name: str
+    reserves_gpus: bool = False    # True: a job gets only the GPUs it asks for (a run asking none uses the CPU)
 
     @abstractmethod
     def execute(self, work: Callable[[Any], Any], jobs: Sequence[Job], on_done: OnDone | None = None) -> list[Outcome]:
@@ -110,6 +111,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    reserves_gpus = True
 
     def __init__(self, address: str | None = None, **init_kwargs: Any) -> None:
         self.address = address

@@ -439,6 +439,9 @@ def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, execu
             return None
         needs = tuple(i for pre in prerequisites(spec) if (i := plan(pre)) is not None)
         job_of[key] = len(jobs)
+        if runner.reserves_gpus and not profile.run_gpus and spec.train_config.device == "auto":
+            # a run that reserves no GPU trains on the CPU, even where the engine lets it see the GPUs
+            spec = dataclasses.replace(spec, train_config=dataclasses.replace(spec.train_config, device="cpu"))
         jobs.append(Job(spec, needs, cpus=profile.run_cpus, gpus=profile.run_gpus))
         return job_of[key]
 

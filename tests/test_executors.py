@@ -170,6 +170,8 @@ def test_ray_sweep_gives_the_records_of_the_local_sweep(ray_local, tmp_path):
     assert len(folders) == 7                  # 7 runs; the FAME runs reused the SASRec-CE runs as pretrainings
     assert all(_starts(folder) == 1 for folder in folders)         # every run, pretrainings too, trained once
     assert all(r["pretrained"]["reused"] for r in distributed if r["model"] == "fame")
+    # the smoke profile reserves no GPU, so its runs train on the CPU under Ray even on a machine with GPUs
+    assert {r["train_config"]["device"] for r in distributed} == {"cpu"}
 
 
 def test_ray_reports_a_failed_dependency_and_resumes_only_the_missing_runs(ray_local, tmp_path):
