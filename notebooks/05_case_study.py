@@ -17,16 +17,19 @@
 # # 05 · One user, head by head (FAME Figure 7)
 #
 # FAME gives every head its own top-k list, and a gate decides how much each head counts for this user
-# (fame.md §5.4). The paper shows Sports user 230 with H = 2: one head's list contains the ground truth,
-# the gate trusts that head more (0.82 vs 0.18), and the combined list finds the item that plain SASRec
-# misses (fame.md §9.3).
+# (docs/fame.md §5). The paper shows Sports user 230 with H = 2: one head's list contains the ground truth,
+# the gate trusts that head more (0.82 vs 0.18), and the combined list finds the item that a model without
+# head weighting misses (docs/analysis.md §2).
 #
-# Here we draw the same picture for the profile's default user: the history, each head's top-10 with its
-# gate weight and the target's rank, the combined list and SASRec's. Cells are coloured by an item facet
-# (synthetic data: the planted genre or creator; MovieLens: genres; Amazon: brand/category attributes),
-# so you can see which facet each head follows.
+# Here we draw the same picture for the profile's case-study user: the history, each head's top-10 with its
+# gate weight and the target's rank, the combined list, and the list of the SASRec-CE checkpoint FAME was
+# fine-tuned from. Cells are coloured by an item facet (synthetic data: the planted genre or creator;
+# MovieLens: genres; Amazon: brand/category attributes), so you can see which facet each head follows.
 #
-# Run it in Jupyter with `interactive = True` to pick any user.
+# **Live explorer.** Open this notebook in JupyterLab (`jupyter lab notebooks/`, kernel *Python 3*), set
+# `interactive = True` in the parameters cell below and run all cells (*Run → Run All Cells*). At the end,
+# pick a dataset, the number of heads H and a user: Figure 7 and its table redraw at each change. Runs by
+# `run_all.sh` (papermill) leave `interactive = False` and save the static figure.
 #
 # > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
 # > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
@@ -39,9 +42,10 @@ profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 dataset = ""              # empty: the profile's case-study dataset
 user = 0                  # 0: the case-study user of the profile (paper profile: Sports user 230)
+heads = 0                 # H of the FAME model; 0: the profile's case-study H
 k = 10                    # length of the lists
 facet = ""                # facet that colours the cells; empty: the user's planted facet (synthetic) or the first one
-interactive = False       # True in Jupyter: an explorer to pick any user (run_all keeps it False)
+interactive = False       # True in JupyterLab: the explorer at the end (dataset, H, user), redrawn live
 
 # %%
 # %matplotlib inline
@@ -60,22 +64,14 @@ ROOT = experiments.runs_root(P, outputs)          # one folder per training run;
 print(f"profile {P.name!r}: {P.description}")
 
 # %%
-import json
-
-from seqrec_lib import analysis
+from seqrec_lib import analysis, explore
 
 default_dataset, default_user = P.case_study
 dataset = dataset or default_dataset
 user = user or (default_user if dataset == default_dataset else 1)
-spec = experiments.single_run_spec(P, "fame", dataset, n_heads=P.case_study_heads)
-record = experiments.run(spec, P, ROOT)
-fame, data, split = experiments.load_trained(record, P)
-# the baseline is the SASRec-CE checkpoint FAME was fine-tuned from (fame.md §9.3)
-pretrained = json.loads((Path(record["pretrained"]["run_dir"]) / "result.json").read_text())
-sasrec, _, _ = experiments.load_trained(dict(pretrained, run_dir=record["pretrained"]["run_dir"]), P)
-print(f"FAME H={spec.model_config.n_heads}, N={spec.model_config.n_experts} on {dataset}; "
-      f"test NDCG@20 {record['metrics']['test']['full']['NDCG@20']:.4f} "
-      f"(SASRec-CE {pretrained['metrics']['test']['full']['NDCG@20']:.4f})")
+heads = heads or P.case_study_heads
+models = explore.load_case_models(P, ROOT, dataset, heads)   # FAME (trained once) and its SASRec-CE checkpoint
+print(models.summary())
 
 # %% [markdown]
 # ## What this user is known to like
@@ -84,68 +80,66 @@ print(f"FAME H={spec.model_config.n_heads}, N={spec.model_config.n_experts} on {
 # preferred values, one half on weekday daytime and one half in evenings and weekends.
 
 # %%
-planted, preferred = None, ()
-if dataset == "synthetic":
-    from seqrec_lib.data import generate_synthetic
-
-    truth = generate_synthetic(P.synthetic)[1]
-    planted = str(truth.dominant_facet[user - 1])
-    day, evening = truth.preferred[user - 1]
-    preferred = day + evening
+planted, day, evening = explore.planted_preferences(P, dataset, user)
+if planted:
     display(Markdown(f"User {user} follows **{planted}**: {', '.join(day)} on weekday daytime, "
                      f"{', '.join(evening)} in evenings and weekends."))
-facet = facet or planted or (sorted(data.item_facets)[0] if data.item_facets else None)
-print("cells coloured by:", facet)
+else:
+    print(f"{dataset}: real data, no planted preferences")
 
 # %% [markdown]
 # ## Figure 7
+#
+# Gold outline: the held-out target. A head whose list follows the user's facet shows a run of one colour;
+# the paper's claim is that the gate puts its weight on the head whose list holds the target.
 
 # %%
-case = analysis.case_study(fame, split, user, k=k, data=data, baseline=sasrec)
-fig = plots.case_study_figure(case, dataset, facet=facet, emphasis=preferred if facet == planted else ())
+case, fig, coloured_by = explore.case_figure(models, P, user, k=k, facet=facet)
 plots.save_figure(fig, FIGURES, f"fig7_case_study_{dataset}_user{user}")
 fig
 
 # %% [markdown]
 # Each list's dominant facet label and the share of its items carrying it (`*_top`, `*_share`), the
-# gate weight and the target's 0-based rank:
+# gate weight and the target's 0-based rank; then what our numbers say for this user:
 
 # %%
 facets = analysis.facet_table(case)
 plots.save_table(facets, RESULTS, f"case_study_{dataset}_user{user}",
                  note="Full ranking, history other than the target excluded; target_rank is 0-based.")
-facets
+trusted = int(case.gate.argmax())
+display(facets, Markdown(
+    f"The gate trusts head {trusted + 1} most ({case.gate[trusted]:.2f}); the target is ranked "
+    + ", ".join(f"{r + 1} by head {h + 1}" for h, r in enumerate(case.head_ranks))
+    + f", {case.combined_rank + 1} by FAME combined and {case.baseline_rank + 1} by SASRec-CE (1 = top). "
+    + ("As in the paper, the most trusted head ranks it best." if trusted == int(min(
+        range(case.n_heads), key=lambda h: case.head_ranks[h])) else "Unlike the paper's user, the most "
+        "trusted head is not the one that ranks it best.")))
 
 # %% [markdown]
 # ## Over all users: does each head follow a facet?
 #
 # For every test user, the share of each head's top-k items that carry the user's most frequent label
 # of a facet, against the share a random list would have (chance). A head clearly above chance follows
-# that facet.
+# that facet (docs/analysis.md §3); in short runs the heads stay near chance.
 
 # %%
-for name in data.item_facets:
-    alignment = analysis.head_facet_alignment(fame, split, data.item_facets, name, k=k)
+for name in models.data.item_facets:
+    alignment = analysis.head_facet_alignment(models.fame, models.split, models.data.item_facets, name, k=k)
     plots.save_table(alignment, RESULTS, f"facet_alignment_{dataset}_{name}")
     fig = plots.facet_alignment_figure(alignment, dataset, name)
     plots.save_figure(fig, FIGURES, f"05_facet_alignment_{dataset}_{name}")
     display(fig)
 
 # %% [markdown]
-# ## Explore any user
+# ## Explore any dataset, H and user (live)
 #
-# With `interactive = True` (in Jupyter) pick a user; headless runs (papermill, `run_all.sh`) skip this.
+# With `interactive = True` this cell shows the explorer: two dropdowns (dataset, H) and a user box. Every
+# change redraws Figure 7 and its table; a (dataset, H) that has not been trained yet is trained first (the
+# status line says so), then kept. It needs a live kernel (JupyterLab); papermill runs skip it.
 
 # %%
 if interactive:
-    import ipywidgets as widgets
-
-    def show(user):
-        case = analysis.case_study(fame, split, user, k=k, data=data, baseline=sasrec)
-        follows = planted is not None and str(truth.dominant_facet[user - 1]) == facet
-        emphasis = truth.preferred_values(user) if follows else ()
-        display(plots.case_study_figure(case, dataset, facet=facet, emphasis=emphasis), analysis.facet_table(case))
-
-    widgets.interact(show, user=widgets.BoundedIntText(value=user, min=1, max=split.n_users, description="user"))
+    explorer = explore.CaseStudyExplorer(P, ROOT, dataset=dataset, heads=heads, user=user, k=k, facet=facet)
+    display(explorer.widget)
 else:
-    print("interactive = False: set it to True in Jupyter to explore other users")
+    print("interactive = False: set it to True in the parameters cell (in JupyterLab) for the live explorer")

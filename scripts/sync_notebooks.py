@@ -3,27 +3,34 @@
 read, diff and review) and ``NN_name.ipynb`` (the same cells as a notebook), paired by
 ``notebooks/jupytext.toml``.
 
-    python scripts/sync_notebooks.py           # sync every pair that disagrees, from the file saved last
+    python scripts/sync_notebooks.py           # bring every pair that disagrees in line with its edited file
     python scripts/sync_notebooks.py --check   # only report: exit 1 if a pair disagrees or lacks a half
 
 JupyterLab with jupytext (installed with ``pip install -e ".[notebooks]"``) saves both files of a pair, so
 they only drift when one is edited alone: the ``.py`` in an editor, or the ``.ipynb`` in a Jupyter without
-jupytext. Syncing takes the file saved last (``jupytext --sync``). When both files of a disagreeing pair
-have uncommitted changes (git), nothing is overwritten: that is a conflict for you to resolve.
+jupytext. The edited file is the one that changed since the pair last agreed (a hash of both is kept in
+``notebooks/.sync_state.json``, ignored by git); without that record, the one saved last. Its cells are
+copied into the other file (``jupytext --sync``; the ``.ipynb`` keeps its cell ids). When both files changed
+since they last agreed, nothing is overwritten: that is a conflict for you to resolve.
 ``./run_all.sh`` runs this before it executes anything, so it always runs what was edited.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jupytext
 import nbformat
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+STATE = ".sync_state.json"
 
 
 def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -38,14 +45,23 @@ def pair_agrees(stem: Path) -> bool:
             and ipynb.metadata.get("kernelspec") == source.metadata.get("kernelspec"))
 
 
-def _uncommitted(path: Path) -> bool | None:
-    """Whether git sees changes to ``path`` (None when git or a repository is not available)."""
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_state(folder: Path) -> dict[str, dict[str, str]]:
     try:
-        result = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=path.parent,
-                                capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(result.stdout.strip()) if result.returncode == 0 else None
+        return json.loads((folder / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _edited(stem: Path, record: dict[str, str] | None) -> list[Path]:
+    """The files of the pair that changed since it last agreed (by hash; by time without a record)."""
+    py, ipynb = stem.with_suffix(".py"), stem.with_suffix(".ipynb")
+    if record:
+        return [p for p in (py, ipynb) if _digest(p) != record.get(p.suffix.lstrip("."))]
+    return [py if py.stat().st_mtime >= ipynb.stat().st_mtime else ipynb]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,28 +69,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="report pairs that disagree; write nothing")
     parser.add_argument("--dir", type=Path, default=NOTEBOOK_DIR, help="the paired notebooks (default: notebooks/)")
     args = parser.parse_args(argv)
-    stems = sorted({p.with_suffix("") for ext in ("*.py", "*.ipynb") for p in args.dir.glob(ext)})
+    folder = args.dir
+    state = _load_state(folder)
+    stems = sorted({p.with_suffix("") for ext in ("*.py", "*.ipynb") for p in folder.glob(ext)})
     bad = []
     for stem in stems:
         py, ipynb = stem.with_suffix(".py"), stem.with_suffix(".ipynb")
-        if py.exists() and ipynb.exists() and pair_agrees(stem):
+        both = py.exists() and ipynb.exists()
+        if both and pair_agrees(stem):
+            state[stem.name] = {"py": _digest(py), "ipynb": _digest(ipynb)}
             continue
         if args.check:
-            bad.append(f"{stem.name}: " + ("the .py and the .ipynb disagree" if py.exists() and ipynb.exists()
+            bad.append(f"{stem.name}: " + ("the .py and the .ipynb disagree" if both
                                            else f"no {ipynb.name if py.exists() else py.name}"))
             continue
-        if py.exists() and ipynb.exists() and _uncommitted(py) and _uncommitted(ipynb):
-            bad.append(f"{stem.name}: both {py.name} and {ipynb.name} were edited and they disagree; keep one "
-                       f"(e.g. `git checkout {ipynb.relative_to(args.dir.parent)}` to keep the .py), then rerun")
-            continue
-        newer = py if not ipynb.exists() or (py.exists() and py.stat().st_mtime >= ipynb.stat().st_mtime) else ipynb
-        other = ipynb if newer is py else py
-        result = subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(newer)],
+        if both:
+            edited = _edited(stem, state.get(stem.name))
+            if len(edited) != 1:
+                bad.append(f"{stem.name}: both {py.name} and {ipynb.name} changed since they last agreed; keep "
+                           f"one (e.g. `git checkout {folder.name}/{ipynb.name}` keeps the .py), then rerun")
+                continue
+            source = edited[0]
+            now = time.time()
+            os.utime(source, (now, now))                 # jupytext --sync takes the file saved last
+        else:
+            source = py if py.exists() else ipynb
+        result = subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(source)],
                                 capture_output=True, text=True)
-        if result.returncode != 0:
+        if result.returncode != 0 or not pair_agrees(stem):
             bad.append(f"{stem.name}: jupytext --sync failed:\n{result.stdout}{result.stderr}")
             continue
-        print(f"notebooks: {other.name} updated from {newer.name} (saved last)")
+        state[stem.name] = {"py": _digest(py), "ipynb": _digest(ipynb)}
+        other = ipynb if source == py else py
+        print(f"notebooks: {other.name} updated from {source.name}")
+    if not args.check:
+        (folder / STATE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
     for line in bad:
         print(line, file=sys.stderr)
     return 1 if bad else 0

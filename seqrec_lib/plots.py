@@ -677,6 +677,7 @@ def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_his
         tick.set_color(row_colour)
         tick.set_fontweight("bold")
     ax.tick_params(axis="both", length=0)
+    ax.grid(False)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel("position in the list (rank 1 = top; history: oldest → most recent, then the held-out target)")
