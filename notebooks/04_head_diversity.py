@@ -96,6 +96,36 @@ plots.save_figure(fig, FIGURES, f"04_head_diversity_{dataset}")
 fig
 
 # %% [markdown]
+# ## Which pairs of heads differ?
+#
+# The bars average over the pairs of heads. The heatmaps keep the pairs apart: cell (h, h') is the
+# scale-free attention distance between heads h and h', averaged over the test users (docs/analysis.md §1),
+# one matrix per model and layer, on one colour scale. With H = 2 there is one pair per layer; with the
+# paper profile's larger H they show whether a few heads stand apart or all differ alike.
+
+# %%
+matrices = {label: analysis.head_distance_matrices(model, split, "attention_norm")
+            for label, (model, _, split) in models.items()}
+fig = plots.head_distance_figure(matrices, dataset, "attention_norm")
+plots.save_figure(fig, FIGURES, f"04_head_distances_{dataset}")
+fig
+
+# %% [markdown]
+# What the distances summarise, for one user: each head's attention map in the last layer (row: the
+# position predicting the next item; column: the earlier item it attends to). Heads that look alike here
+# are the pairs with small distances above.
+
+# %%
+user = P.case_study[1] if P.case_study[0] == dataset else 1
+maps = {}
+for label, (model, _, split) in models.items():
+    items, layers = analysis.attention_maps(model, split, user)
+    maps[label] = layers[-1]
+fig = plots.attention_maps_figure(maps, items, dataset, user, layer="last")
+plots.save_figure(fig, FIGURES, f"04_attention_maps_{dataset}_user{user}")
+fig
+
+# %% [markdown]
 # ## Is the difference real? Paired bootstrap on the same users
 #
 # Attention distance of FAME and of MOJITO minus SASRec's, per layer, with users resampled jointly.

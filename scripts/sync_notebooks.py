@@ -8,10 +8,11 @@ read, diff and review) and ``NN_name.ipynb`` (the same cells as a notebook), pai
 
 JupyterLab with jupytext (installed with ``pip install -e ".[notebooks]"``) saves both files of a pair, so
 they only drift when one is edited alone: the ``.py`` in an editor, or the ``.ipynb`` in a Jupyter without
-jupytext. The edited file is the one that changed since the pair last agreed (a hash of both is kept in
-``notebooks/.sync_state.json``, ignored by git); without that record, the one saved last. Its cells are
-copied into the other file (``jupytext --sync``; the ``.ipynb`` keeps its cell ids). When both files changed
-since they last agreed, nothing is overwritten: that is a conflict for you to resolve.
+jupytext. The edited file is the one that differs both from the state in which the pair last agreed here
+(a hash of both is kept in ``notebooks/.sync_state.json``, ignored by git) and from the last commit; without
+either, the one saved last. Its cells are copied into the other file (``jupytext --sync``; the ``.ipynb``
+keeps its cell ids). When both files were edited that way, nothing is overwritten: that is a conflict for you
+to resolve.
 ``./run_all.sh`` runs this before it executes anything, so it always runs what was edited.
 """
 
@@ -56,11 +57,29 @@ def _load_state(folder: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
+def _committed(path: Path) -> bytes | None:
+    """``path`` as committed (git HEAD), or None outside a git checkout or when it is not committed."""
+    try:
+        result = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent, capture_output=True,
+                                timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
 def _edited(stem: Path, record: dict[str, str] | None) -> list[Path]:
-    """The files of the pair that changed since it last agreed (by hash; by time without a record)."""
+    """The files of the pair that were edited: those that differ both from the state recorded when the pair
+    last agreed here and from the last commit. Without either reference, the file saved last."""
     py, ipynb = stem.with_suffix(".py"), stem.with_suffix(".ipynb")
-    if record:
-        return [p for p in (py, ipynb) if _digest(p) != record.get(p.suffix.lstrip("."))]
+    edited, known = [], False
+    for path in (py, ipynb):
+        committed = _committed(path)
+        recorded = (record or {}).get(path.suffix.lstrip("."))
+        known = known or committed is not None or recorded is not None
+        if _digest(path) != recorded and path.read_bytes() != committed:
+            edited.append(path)
+    if known and edited:
+        return edited
     return [py if py.stat().st_mtime >= ipynb.stat().st_mtime else ipynb]
 
 

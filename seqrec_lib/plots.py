@@ -209,6 +209,10 @@ def _long_metrics(frame: pd.DataFrame, metrics: Sequence[str], split: str, proto
     return long.dropna(subset=["value"])
 
 
+_ONE_SEED = ("One seed per point: there is no seed spread to compare a gap with, so small differences between "
+             "points (mind the y-axis range) are not evidence.")
+
+
 def _several_seeds(long: pd.DataFrame, keys: Sequence[str]) -> bool:
     return bool(len(long)) and bool((long.groupby(list(keys))["value"].count() > 1).any())
 
@@ -382,6 +386,8 @@ def _sweep_figure(frame: pd.DataFrame, x: str, x_label: str, labels: Sequence[st
     fig = _relayout(grid)
     _legend(fig, handles)
     fig.suptitle(title)
+    if len(long) and not several:
+        footnote = (footnote + "\n" if footnote else "") + _ONE_SEED
     _footnote(fig, footnote)
     return fig
 
@@ -779,7 +785,7 @@ def results_figure(frame: pd.DataFrame, metrics: Sequence[str] = ("NDCG@20", "HR
             | {k: v for k, v in handles.items() if k not in labels})
     fig.suptitle(title or f"Test results per model ({protocol} ranking)")
     note = [f"Bars: mean over seeds (whiskers: {_errorbar_text(errorbar)}, dots: single seeds)" if several
-            else "Bars: one seed per model"]
+            else "Bars: one seed per model, so there is no seed spread to judge small differences against"]
     if protocol_text:
         note.append(f"Protocol: {protocol_text}")
     _footnote(fig, ". ".join(note))

@@ -269,3 +269,11 @@ def test_figures_leave_no_pyplot_figures_open() -> None:
     before = set(plt.get_fignums())
     _figures()
     assert set(plt.get_fignums()) == before
+
+
+def test_one_seed_figures_say_small_gaps_are_not_evidence() -> None:
+    one = _seeded()[lambda f: f["seed"] == 0]
+    for fig in (plots.head_sweep_figure(one, datasets=["beauty"]), plots.results_figure(one[(one["heads"] == 2) & (one["experts"] != 4)])):
+        assert "no seed spread" in " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    several = plots.head_sweep_figure(_seeded(), datasets=["beauty"])
+    assert "no seed spread" not in " ".join(t.get_text() for t in several.texts).replace("\n", " ")
