@@ -36,7 +36,8 @@ TIME_DATASET = P.time_datasets[0]
 FAME_DATASET = P.fame_datasets[0]
 FIGURES = ["00_sequence_lengths", f"01_learning_curves_{TRAIN_MODEL}_{FAME_DATASET}", "fig5_head_sweep",
            "fig6_expert_sweep", f"04_head_diversity_{TIME_DATASET}", f"fig7_case_study_{CASE_DATASET}_user{CASE_USER}",
-           "06_results_fame", "06_results_mojito"]
+           "06_results_fame", "06_results_mojito", f"04_head_distances_{TIME_DATASET}",
+           f"04_attention_maps_{TIME_DATASET}_user{CASE_USER if CASE_DATASET == TIME_DATASET else 1}"]
 TABLES = ["dataset_statistics", "table1_comparison", "head_sweep", "best_heads", "expert_sweep",
           f"head_diversity_{TIME_DATASET}", f"case_study_{CASE_DATASET}_user{CASE_USER}", "table2_fame",
           "table2_fame_beside_paper", "mojito_protocol", "all_runs"]
