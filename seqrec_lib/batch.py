@@ -19,6 +19,8 @@ class Batch:
     - ``time_feats``: [B, L, F] calendar features of the input items (zeros at padding), or None.
     - ``target_time_feats``: [B, L, F] calendar features of the targets, or None.
     - ``negatives``: [B, L, K] sampled negative items for BCE-style losses, or None (filled by the trainer).
+    - ``timestamps``: [B, L] int64 unix seconds of the input items (0 at padding), or None (TiSASRec's
+      time intervals; datasets without timestamps have none).
     """
 
     users: Tensor
@@ -27,6 +29,7 @@ class Batch:
     time_feats: Tensor | None = None
     target_time_feats: Tensor | None = None
     negatives: Tensor | None = None
+    timestamps: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.items.shape[0])

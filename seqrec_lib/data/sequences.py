@@ -1,6 +1,6 @@
 """Per-user chronological sequences (CSR), the leave-one-out split as padded device tensors, statistics.
 
-The split follows fame.md §2.4 (ICLRec/S3-Rec): for a user sequence ``s`` of length n,
+The split follows docs/protocol.md §1 (ICLRec/S3-Rec): for a user sequence ``s`` of length n,
 
 - train: input ``s[:-3]``, a target at every position (``s[1:-2]``);
 - valid: input ``s[:-2]``, held-out item ``s[-2]`` (last column of ``targets``), history ``s[:-2]``;
@@ -170,7 +170,8 @@ def make_samples(data: SequenceData, users: np.ndarray, ends: np.ndarray, max_le
 
     ``users`` [S] are 1-based user ids and ``ends`` [S] exclusive end indices into each user's sequence
     (1 <= end < length). ``time_features`` [n_interactions, F] are the per-interaction calendar features,
-    gathered for inputs and targets (zeros at padding). Returns CPU tensors.
+    gathered for inputs and targets (zeros at padding); ``data.timestamps``, when present, are gathered for
+    the inputs as ``timestamps`` [S, L] (0 at padding). Returns CPU tensors.
     """
     users = np.asarray(users, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
@@ -188,12 +189,14 @@ def make_samples(data: SequenceData, users: np.ndarray, ends: np.ndarray, max_le
     if time_features is not None:
         feats = np.where(valid[..., None], time_features[flat], 0.0).astype(np.float32)
         target_feats = np.where(valid[..., None], time_features[flat + 1], 0.0).astype(np.float32)
+    stamps = None if data.timestamps is None else np.where(valid, data.timestamps[flat], 0).astype(np.int64)
     return Batch(
         users=torch.from_numpy(users),
         items=torch.from_numpy(inputs),
         targets=torch.from_numpy(targets),
         time_feats=None if feats is None else torch.from_numpy(feats),
         target_time_feats=None if target_feats is None else torch.from_numpy(target_feats),
+        timestamps=None if stamps is None else torch.from_numpy(stamps),
     )
 
 
@@ -206,10 +209,10 @@ def dataset_time_features(data: SequenceData) -> np.ndarray | None:
 
 def build_splits(data: SequenceData, max_len: int = 50, device: torch.device | str = "cpu",
                  samples_step: int | None = None) -> SplitData:
-    """The leave-one-out split of fame.md §2.4 as padded tensors on ``device``.
+    """The leave-one-out split of docs/protocol.md §1 as padded tensors on ``device``.
 
     ``samples_step`` None: one training sample per user (input ``s[:-3]``, a target at every position).
-    An int: MOJITO's training windows over ``s[:-2]`` with that step (mojito.md §1.4, ``window_ends``).
+    An int: MOJITO's training windows over ``s[:-2]`` with that step (docs/data.md §8, ``window_ends``).
     """
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")

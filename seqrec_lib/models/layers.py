@@ -1,4 +1,4 @@
-"""Transformer pieces shared by SASRec and FAME (ICLRec/S3-Rec style, fame.md §4.1): item+position
+"""Transformer pieces shared by SASRec and FAME (ICLRec/S3-Rec style, docs/sasrec.md §1): item+position
 embedding, a causal multi-head self-attention that can return its per-head maps and outputs, the
 point-wise feed-forward, and the post-LN block."""
 
@@ -17,17 +17,19 @@ FFNKind = Literal["gelu_4d", "relu_dd"]
 PositionKind = Literal["slot", "from_start"]
 
 
-def attention_mask(items: Tensor) -> Tensor:
+def attention_mask(items: Tensor, causal: bool = True) -> Tensor:
     """[B, L] item ids (0 = padding) → [B, 1, L, L] bool, True where query i may attend to key j.
 
     Causal (j <= i) and key-padding masked, as ICLRec's mask. A padded query row attends only to itself,
-    so no position ever sees the future (padded rows are never scored).
+    so no position ever sees the future (padded rows are never scored). ``causal=False``: every real key
+    (bidirectional, BERT4Rec), padding still masked the same way.
     """
     L = items.shape[1]
-    causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()
+    order = torch.ones(L, L, dtype=torch.bool, device=items.device)
+    order = order.tril() if causal else order
     keys = (items > 0)[:, None, None, :]                                   # [B, 1, 1, L]
     eye = torch.eye(L, dtype=torch.bool, device=items.device)
-    return causal & (keys | eye)
+    return order & (keys | eye)
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -75,7 +77,7 @@ class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention with output projection, residual and LayerNorm (post-LN).
 
     forward: X [T, d] at the tokens of ``layout`` → (Y [Tq, d], A [B, H, Wq, W] or None, O [B, H, Wq, d'] or
-    None), where A are the post-softmax maps and O = A V the per-head outputs before W_O (mojito.md §6).
+    None), where A are the post-softmax maps and O = A V the per-head outputs before W_O (docs/analysis.md §1).
     Only the attention runs in the [B, H, W, W] layout; with ``last_only`` the queries are each sequence's last
     token (Tq = B, Wq = 1), which is all evaluation needs of the last block.
     """

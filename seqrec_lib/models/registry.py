@@ -8,24 +8,43 @@ from typing import Any
 
 from ..data.sequences import SplitData
 from .base import SequentialModel
+from .bert4rec import BERT4Rec, BERT4RecConfig
+from .cl4srec import CL4SRec, CL4SRecConfig
 from .fame import Fame, FameConfig
+from .gru4rec import GRU4Rec, GRU4RecConfig
 from .mojito import Mojito, MojitoConfig
 from .popularity import MostPopular, MostPopularConfig
 from .sasrec import SASRec, SASRecConfig
+from .tisasrec import TiSASRec, TiSASRecConfig
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """``label``: the model's name in tables and figures (empty: the experiments' own label rule);
+    ``needs_time``: the model reads the time of the inputs, so it trains on datasets with timestamps, in
+    MOJITO's setting (its windows and protocols; ``experiments.single_run_spec``)."""
+
     config: type
     model: type[SequentialModel]
     description: str
+    label: str = ""
+    needs_time: bool = False
 
 
 MODELS: dict[str, ModelEntry] = {
     "pop": ModelEntry(MostPopularConfig, MostPopular, "most popular items (training counts)"),
     "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE"),
     "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer"),
-    "mojito": ModelEntry(MojitoConfig, Mojito, "MOJITO: time-aware attention mixtures + long-term attentive FISM"),
+    "mojito": ModelEntry(MojitoConfig, Mojito, "MOJITO: time-aware attention mixtures + long-term attentive FISM",
+                         needs_time=True),
+    "gru4rec": ModelEntry(GRU4RecConfig, GRU4Rec, "GRU4Rec (RecBole form): GRU over the items, CE at every position",
+                          label="GRU4Rec"),
+    "bert4rec": ModelEntry(BERT4RecConfig, BERT4Rec, "BERT4Rec: bidirectional Transformer, cloze training",
+                           label="BERT4Rec"),
+    "tisasrec": ModelEntry(TiSASRecConfig, TiSASRec, "TiSASRec: SASRec with relative time-interval attention",
+                           label="TiSASRec", needs_time=True),
+    "cl4srec": ModelEntry(CL4SRecConfig, CL4SRec, "CL4SRec: SASRec-CE + contrastive loss on augmented views",
+                          label="CL4SRec"),
 }
 
 

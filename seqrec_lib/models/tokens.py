@@ -33,8 +33,8 @@ class TokenLayout:
     - ``index`` [T]: flat index of each token in [B·W] (row-major);
     - ``rows`` [T] / ``positions`` [T]: each token's sequence (0..B-1) and column in the full window (0..L-1);
     - ``last`` [B]: the token index of each sequence's most recent item (-1 for an empty row);
-    - ``attention`` [B, 1, W, W] bool: query i may attend key j (causal, real keys; a padding query only
-      itself, as ``layers.attention_mask``).
+    - ``attention`` [B, 1, W, W] bool: query i may attend key j (causal unless built with ``causal=False``,
+      real keys; a padding query only itself, as ``layers.attention_mask``).
     """
 
     batch: int
@@ -47,8 +47,9 @@ class TokenLayout:
     attention: Tensor
 
     @classmethod
-    def from_items(cls, items: Tensor, packed: bool = True) -> "TokenLayout":
-        """Build the layout of ``items`` [B, L]; ``packed=False`` keeps all B·L positions as tokens."""
+    def from_items(cls, items: Tensor, packed: bool = True, causal: bool = True) -> "TokenLayout":
+        """Build the layout of ``items`` [B, L]; ``packed=False`` keeps all B·L positions as tokens;
+        ``causal=False`` lets every query attend to every real key (bidirectional)."""
         from .layers import attention_mask
 
         B, L = items.shape
@@ -62,7 +63,7 @@ class TokenLayout:
         positions = index % W + (L - W)                                           # [T]
         row_end = torch.cumsum(keep.sum(1), 0)                                    # [B]
         last = torch.where(lengths > 0, row_end - 1, torch.full_like(row_end, -1))
-        return cls(B, L, W, index, index // W, positions, last, attention_mask(window))
+        return cls(B, L, W, index, index // W, positions, last, attention_mask(window, causal))
 
     @property
     def n_tokens(self) -> int:
