@@ -57,20 +57,20 @@ def test_interval_attention_equals_the_direct_computation():
     """Q·R^K[r_ij] by gathering Q·R^K over all r, and Σ_j A_ij R^V[r_ij] by mass per interval, equal the
     [B, H, W, W, e] computation with the interval embeddings gathered per pair."""
     model = make(time_span=5)
-    attention = model.encoder.attention[0]
+    attention, RK_table, RV_table = model.encoder.attention[0], model.encoder.interval_key, model.encoder.interval_value
     with torch.no_grad():
-        attention.interval_key.weight.normal_()
-        attention.interval_value.weight.normal_()
+        RK_table.weight.normal_()
+        RV_table.weight.normal_()
     batch = timed_batch(seed=2)
     layout = TokenLayout.from_items(batch.items, packed=False)
     r = time_intervals(batch.timestamps, batch.items > 0, 5)
     x = torch.randn(layout.n_tokens, 16)
-    y, probs, heads = attention(x, layout, r, return_attention=True)
+    y, probs, heads = attention(x, layout, r, RK_table.weight, RV_table.weight, return_attention=True)
     B, L, H, e = 4, 8, 2, 8
     split = lambda t: t.view(B, L, H, e).transpose(1, 2)                                   # noqa: E731
     q, k, v = split(attention.query(x)), split(attention.key(x)), split(attention.value(x))
-    RK = attention.interval_key(r).view(B, L, L, H, e).permute(0, 3, 1, 2, 4)             # [B, H, L, L, e]
-    RV = attention.interval_value(r).view(B, L, L, H, e).permute(0, 3, 1, 2, 4)
+    RK = RK_table(r).view(B, L, L, H, e).permute(0, 3, 1, 2, 4)             # [B, H, L, L, e]
+    RV = RV_table(r).view(B, L, L, H, e).permute(0, 3, 1, 2, 4)
     scores = (q @ k.transpose(-1, -2) + (q[:, :, :, None] * RK).sum(-1)) / math.sqrt(e)
     expected = torch.softmax(scores.masked_fill(~layout.attention, torch.finfo(scores.dtype).min), -1)
     torch.testing.assert_close(probs, expected)
@@ -133,8 +133,7 @@ def test_packed_equals_padded_and_times_matter():
     torch.testing.assert_close(packed_loss, padded_loss)
     model.eval()
     with torch.no_grad():
-        for attention in model.encoder.attention:
-            attention.interval_key.weight.normal_()
+        model.encoder.interval_key.weight.normal_()
     scaled = Batch(batch.users, batch.items, batch.targets, timestamps=batch.timestamps * 7)
     torch.testing.assert_close(model.predict(scaled), model.predict(batch))   # personal time: scale-free
     later = batch.timestamps.clone()

@@ -3,12 +3,12 @@ training sequence (docs/baselines.md §4).
 
     loss = CE(next item, every position)  +  λ · NT-Xent(z′, z″)
 
-Each view applies one augmentation drawn uniformly per sequence of n items: **crop** (a contiguous run of
-⌊η·n⌋ items, at least 1, at a uniform start), **mask** (⌊γ·n⌋ items, drawn without replacement, replaced by a
-mask token, id n_items + 1) or **reorder** (a run of ⌊β·n⌋ items shuffled in place). z is the encoder's state
-at the view's last item; NT-Xent treats the two views of a sequence as the positive pair and the other 2B − 2
-views of the batch as negatives, with dot-product similarity over a temperature τ (ICLRec's CL4SRec). The
-model is SASRec (same encoder, scores and CE); only the loss adds the views."""
+Each view applies one augmentation drawn uniformly per sequence of n items: **crop** (a contiguous run
+of ⌊η·n⌋ items, at least 1, at a uniform start), **mask** (⌊γ·n⌋ items, drawn without replacement, replaced
+by a mask token, id n_items + 1) or **reorder** (a run of ⌊β·n⌋ items shuffled in place). z is the
+encoder's state at the view's last item; NT-Xent treats the two views of a sequence as the positive pair and
+the other 2B − 2 views of the batch as negatives, with dot-product similarity over a temperature τ (ICLRec's
+CL4SRec). The model is SASRec (same encoder, scores and CE); only the loss adds the views."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def mask(items: Tensor, ratio: float, u: Tensor, mask_id: int) -> Tensor:
 
 
 def reorder(items: Tensor, ratio: float, u_start: Tensor, u: Tensor) -> Tensor:
-    """[B, L] → [B, L] with the run of r = ⌊ratio·n⌋ items starting at ⌊u_start·(n − r + 1)⌋ put in the order
-    of u [B, L] (a uniform shuffle); the other items stay in place."""
+    """[B, L] → [B, L] with the run of r = ⌊ratio·n⌋ items starting at ⌊u_start·(n − r + 1)⌋ put in the
+    order of u [B, L] (a uniform shuffle); the other items stay in place."""
     B, L = items.shape
     n = (items > 0).sum(1)
     r = (ratio * n).floor().long()

@@ -6,7 +6,8 @@ window's smallest positive gap s between consecutive items and clips the interva
 
     p_i = round((t_i - t_first) / s),    r_ij = min(|p_i - p_j|, k)        (``time_intervals``)
 
-and adds learned interval embeddings R^K, R^V (k + 1 rows each) to the keys and values of every head:
+and adds learned interval embeddings R^K, R^V (k + 1 rows each, shared by the blocks as in TiSASRec) to the
+keys and values of every head:
 
     A_ij = softmax_j((Q_i · K_j + Q_i · R^K[r_ij]) / √d′ + mask),    out_i = Σ_j A_ij (V_j + R^V[r_ij])
 
@@ -63,18 +64,15 @@ def time_intervals(timestamps: Tensor, real: Tensor, span: int) -> Tensor:
 
 
 class TimeIntervalAttention(MultiHeadSelfAttention):
-    """SASRec's attention (its Q, K, V, output map, dropout and post-LN) plus the interval embeddings.
+    """SASRec's attention (its Q, K, V, output map, dropout and post-LN) plus the interval terms.
 
-    forward: X [T, d], r [B, W, W] → (Y [Tq, d], A [B, H, Wq, W] or None, O [B, H, Wq, d′] or None), with
-    O = A V + Σ_j A_ij R^V[r_ij] per head; ``last_only``: the last token's query only (Tq = B, Wq = 1)."""
+    forward: X [T, d], r [B, W, W], the interval tables R^K, R^V [k + 1, d] → (Y [Tq, d], A [B, H, Wq, W] or
+    None, O [B, H, Wq, d′] or None), with O = A V + Σ_j A_ij R^V[r_ij] per head; ``last_only``: the last
+    token's query only (Tq = B, Wq = 1)."""
 
-    def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ln_eps: float,
-                 span: int) -> None:
-        super().__init__(d, n_heads, attn_dropout, hidden_dropout, ln_eps)
-        self.interval_key, self.interval_value = nn.Embedding(span + 1, d), nn.Embedding(span + 1, d)
-
-    def forward(self, x: Tensor, layout: TokenLayout, intervals: Tensor, return_attention: bool = False,
-                last_only: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def forward(self, x: Tensor, layout: TokenLayout, intervals: Tensor, interval_key: Tensor,
+                interval_value: Tensor, return_attention: bool = False, last_only: bool = False
+                ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         H, e = self.n_heads, self.d_head
         k, v = self.split_heads(layout.pad(self.key(x))), self.split_heads(layout.pad(self.value(x)))  # [B, H, W, e]
         if last_only:
@@ -82,8 +80,8 @@ class TimeIntervalAttention(MultiHeadSelfAttention):
             q, mask, r = self.split_heads(self.query(x)[:, None]), layout.attention[:, :, -1:], intervals[:, -1:]
         else:
             q, mask, r = self.split_heads(layout.pad(self.query(x))), layout.attention, intervals
-        rk = self.interval_key.weight.view(-1, H, e).transpose(0, 1)                    # [H, k+1, e]
-        rv = self.interval_value.weight.view(-1, H, e).transpose(0, 1)                  # [H, k+1, e]
+        rk = interval_key.view(-1, H, e).transpose(0, 1)                                # [H, k+1, e]
+        rv = interval_value.view(-1, H, e).transpose(0, 1)                              # [H, k+1, e]
         index = r[:, None].expand(-1, H, -1, -1)                                        # [B, H, Wq, W]
         relative = (q @ rk.transpose(-1, -2)[None]).gather(-1, index)                  # Q_i · R^K[r_ij]
         probs = masked_softmax((q @ k.transpose(-1, -2) + relative) / math.sqrt(e), mask)   # [B, H, Wq, W]
@@ -101,14 +99,15 @@ class TimeIntervalAttention(MultiHeadSelfAttention):
 
 
 class TimeIntervalEncoder(nn.Module):
-    """SASRec's embedding, then ``n_blocks`` blocks of interval attention and SASRec's feed-forward:
-    items [B, L], r [B, W, W] → states [T, d] ([B, d] with ``last_only``)."""
+    """SASRec's embedding, the interval tables, then ``n_blocks`` blocks of interval attention and SASRec's
+    feed-forward: items [B, L], r [B, W, W] → states [T, d] ([B, d] with ``last_only``)."""
 
     def __init__(self, c: TiSASRecConfig, n_items: int) -> None:
         super().__init__()
         self.embedding = ItemSequenceEmbedding(n_items, c.d, c.max_len, c.hidden_dropout, c.ln_eps, c.positions)
+        self.interval_key, self.interval_value = nn.Embedding(c.time_span + 1, c.d), nn.Embedding(c.time_span + 1, c.d)
         self.attention = nn.ModuleList(
-            TimeIntervalAttention(c.d, c.n_heads, c.attn_dropout, c.hidden_dropout, c.ln_eps, c.time_span)
+            TimeIntervalAttention(c.d, c.n_heads, c.attn_dropout, c.hidden_dropout, c.ln_eps)
             for _ in range(c.n_blocks))
         self.ffn = nn.ModuleList(FeedForward(c.d, c.ffn, c.hidden_dropout, c.ln_eps) for _ in range(c.n_blocks))
 
@@ -118,7 +117,8 @@ class TimeIntervalEncoder(nn.Module):
         out = ModelOutput(states=x)
         for i, (attention, ffn) in enumerate(zip(self.attention, self.ffn)):
             last = last_only and i == len(self.attention) - 1
-            x, probs, heads = attention(x, layout, intervals, return_attention, last)
+            x, probs, heads = attention(x, layout, intervals, self.interval_key.weight, self.interval_value.weight,
+                                        return_attention, last)
             x = ffn(x, None if last else layout)
             if return_attention:
                 out.attention.append(probs)
