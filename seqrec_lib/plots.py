@@ -46,7 +46,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noq
 
 __all__ = [
     "PALETTE", "PAPER_COLOUR", "STYLE", "colour", "dataset_title", "metric_column", "save_figure",
-    "length_distribution_figure", "learning_curves_figure", "head_sweep_figure", "expert_sweep_figure",
+    "length_distribution_figure", "time_gaps_figure", "learning_curves_figure", "head_sweep_figure", "expert_sweep_figure",
     "head_diversity_figure", "head_distance_figure", "attention_maps_figure", "case_study_figure",
     "facet_alignment_figure", "results_figure", "markdown_table", "save_table",
 ]
@@ -90,7 +90,7 @@ def _styled(func: F) -> F:
     """Build the figure in ``STYLE`` (restored afterwards)."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with sns.axes_style("ticks", STYLE):
+        with matplotlib.rc_context({**sns.axes_style("ticks"), **STYLE}):   # axes_style drops some keys
             return func(*args, **kwargs)
     return wrapper  # type: ignore[return-value]
 
@@ -267,6 +267,44 @@ def length_distribution_figure(lengths: Mapping[str, Sequence[int] | np.ndarray]
     fig.suptitle("Sequence-length distribution per dataset")
     _footnote(fig, footnote or "Lengths after preprocessing (k-core), whole sequences before the leave-one-out "
                                "split; inputs longer than max_len are left-truncated.")
+    return fig
+
+
+_GAP_KINDS = {"consecutive": _NEUTRAL, "validation → test": "#b8860b"}
+
+
+@_styled
+def time_gaps_figure(gaps: Mapping[str, pd.DataFrame], footnote: str | None = None) -> Figure:
+    """One panel per dataset: the share of gaps between consecutive interactions of a user, and between each
+    user's validation and test items, per gap class (``data.temporal.gap_table``: same second, up to a minute,
+    an hour, a day, a week, longer). Ties (same second) are the first bar."""
+    names = list(gaps)
+    n = max(1, len(names))
+    data = pd.concat([gaps[name].assign(dataset=name) for name in names], ignore_index=True) if names else \
+        pd.DataFrame({"dataset": [], "kind": [], "gap": [], "share": []})
+    grid = _facets(data, width=min(max(6.0, 4.6 * n + 1.8), 16), height=3.6, col="dataset",
+                   col_order=names or ["-"])
+    for name, ax in zip(names or ["-"], grid.axes.flat):
+        table = data[data["dataset"] == name]
+        ax.set_title(dataset_title(name))
+        if table.empty:
+            _empty(ax, "no timestamps")
+            continue
+        sns.barplot(table, x="gap", y="share", hue="kind", hue_order=list(_GAP_KINDS), palette=_GAP_KINDS, ax=ax,
+                    order=list(dict.fromkeys(table["gap"])), legend=False, edgecolor="white", linewidth=0.4)
+        for container in ax.containers:
+            ax.bar_label(container, labels=[f"{v:.0%}" if v >= 0.005 else "" for v in container.datavalues],
+                         fontsize=6.5, padding=1)
+        ax.set_ylim(0, min(1.0, float(table["share"].max()) * 1.2 + 0.02))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel("gap between the two interactions")
+        ax.set_ylabel("share of pairs")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig = _relayout(grid)
+    fig.suptitle("How far apart a user's interactions are in time")
+    _legend(fig, {kind: Patch(facecolor=c, label=kind) for kind, c in _GAP_KINDS.items()})
+    _footnote(fig, footnote or "consecutive: every pair of consecutive interactions of a user (time order, stable "
+                               "sort); validation → test: each user's last two items, the held-out targets.")
     return fig
 
 
