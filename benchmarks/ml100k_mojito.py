@@ -5,7 +5,7 @@ Prints, per model, the sampled protocol (target + 100 uniform negatives outside 
 mean ± population std over cohorts) and full ranking, and writes the table to
 ``benchmarks/results/ml100k_mojito_<device>.json``.
 
-    SEQREC_DATA_DIR=../shared/data python benchmarks/ml100k_mojito.py --epochs 30 --seeds 1
+    SEQREC_DATA_DIR=/path/to/data python benchmarks/ml100k_mojito.py --epochs 30 --seeds 1
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Evaluate any ``SequentialModel`` on the validation or test users of a split, under one protocol.
 
-- ``full`` (fame.md §3): rank the held-out item among all items, history masked per ``history_mask``.
-- ``sampled`` (mojito.md §4): rank it among 100 uniform negatives outside the history, in 5 seeded user
+- ``full`` (docs/protocol.md §2): rank the held-out item among all items, history masked per ``history_mask``.
+- ``sampled`` (docs/protocol.md §3): rank it among 100 uniform negatives outside the history, in 5 seeded user
   cohorts; report the mean and the population std over cohorts. Every cohort user is scored.
 """
 

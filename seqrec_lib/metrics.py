@@ -1,4 +1,4 @@
-"""Ranks of held-out items and the ranking metrics computed from them (fame.md §3, mojito.md §4).
+"""Ranks of held-out items and the ranking metrics computed from them (docs/protocol.md §2-3).
 
 Knows nothing of models: everything here takes score tensors. A rank is 0-based and counts the candidates
 scoring **strictly higher** than the target, so ties are resolved in the target's favour.

@@ -34,9 +34,26 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+LATE_FIELD = {"keyed_only_if_changed": True}
+"""``dataclasses.field(metadata=LATE_FIELD)`` marks a setting added after records existed: run keys include it
+only when it differs from its default, so every earlier record keeps its key (and stays "done")."""
+
+
+def key_view(obj: Any) -> Any:
+    """``to_jsonable(obj)`` for hashing: dataclass fields marked ``LATE_FIELD`` are left out at their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: key_view(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("keyed_only_if_changed") and getattr(obj, f.name) == f.default)}
+    if isinstance(obj, dict):
+        return {str(k): key_view(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [key_view(v) for v in obj]
+    return to_jsonable(obj)
+
+
 def config_hash(obj: Any, length: int = 12) -> str:
-    """A stable short hash of a (dataclass) configuration."""
-    text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    """A stable short hash of a (dataclass) configuration (``key_view`` of it)."""
+    text = json.dumps(key_view(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 

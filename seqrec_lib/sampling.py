@@ -1,5 +1,5 @@
 """Uniform negative sampling: per-position negatives for BCE training losses, and the candidate negatives
-of the sampled evaluation protocol (mojito.md §4.1). Knows nothing of models.
+of the sampled evaluation protocol (docs/protocol.md §3). Knows nothing of models.
 
 Item ids are 1..n_items; 0 is padding and is never drawn. Masks are [B, n_items + 1] bool, True where
 the item is excluded (column 0 is ignored).

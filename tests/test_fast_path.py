@@ -195,3 +195,45 @@ def test_fame_last_only_gives_last_position_extras():
     prob = Fame(cfg, N_ITEMS).eval()
     with torch.no_grad():
         torch.testing.assert_close(prob.predict(batch), prob.score(prob(batch), batch))
+
+
+def test_late_train_fields_keep_earlier_run_keys_and_change_them_when_set():
+    from seqrec_lib.records import config_hash, to_jsonable
+    from seqrec_lib.train import TrainConfig
+    before = {k: v for k, v in to_jsonable(TrainConfig()).items() if k not in ("precision", "compile")}
+    assert config_hash(TrainConfig()) == config_hash(before)           # a record made before the fields existed
+    assert config_hash(TrainConfig(precision="bf16")) != config_hash(TrainConfig())
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
+def test_bf16_training_epoch_runs_and_stays_close_to_fp32():
+    from seqrec_lib.train import Trainer, TrainConfig
+    from tests.helpers import tiny_split
+    split = tiny_split()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = SASRec(SASRecConfig(d=16, max_len=10), split.n_items)
+        trainer = Trainer(TrainConfig(batch_size=16, progress=False, precision=precision))
+        losses[precision] = trainer._train_epoch(model, split, torch.optim.Adam(model.parameters()), 0)
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
+
+
+def test_mercer_encoder_on_distinct_values_equals_the_direct_formula():
+    from seqrec_lib.models.mojito import MercerTimeEncoder
+    torch.manual_seed(0)
+    enc = MercerTimeEncoder(3, 8, 3, 8.0)
+    t = torch.randint(0, 24, (5, 7, 3)).float()                         # many repeated values
+    K = len(enc.harmonics)
+    angle = t[..., None, None] * (enc.harmonics / 10.0 ** enc.log_period[..., None])
+    direct = (torch.sin(angle) * enc.basis[..., :K]).sum(-1) + (torch.cos(angle) * enc.basis[..., K:]).sum(-1) + enc.bias
+    torch.testing.assert_close(enc(t), direct)
+
+
+def test_channel_mix_equals_the_linear_layer_over_channels():
+    from seqrec_lib.models.mojito import channel_mix
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(2, 3)
+    x = torch.randn(4, 2, 6, 6)
+    torch.testing.assert_close(channel_mix(x, layer), layer(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))

@@ -1,5 +1,5 @@
 """FAME (Liu, Zhang & Long, WSDM 2025): facet-aware multi-head prediction with a Mixture-of-Experts query
-in the last attention layer, built on a pretrained SASRec (fame.md §5).
+in the last attention layer, built on a pretrained SASRec (docs/fame.md).
 
 Shapes: B sequences, L positions, d model width, H heads of width d' = d/H, N experts per head,
 V = n_items + 1 catalogue rows (row 0 = padding).
@@ -46,9 +46,9 @@ EXPERT_NOISE_STD = 0.01  # A6 'pretrained_noise': experts = pretrained W_Q^(h) +
 
 @dataclass(frozen=True)
 class FameConfig(BackboneConfig):
-    """Hyperparameters (fame.md §5-6): SASRec's backbone (``sasrec_config()``) plus FAME's own.
+    """Hyperparameters (docs/fame.md; decisions A1-A20 in its §10): SASRec's backbone (``sasrec_config()``) plus FAME's own.
 
-    - ``n_experts``: N expert queries per head; 1 is FAME w/o MoE (§5.6), which always keeps the
+    - ``n_experts``: N expert queries per head; 1 is FAME w/o MoE (docs/fame.md §7), which always keeps the
       pretrained single query W_Q (``expert_init`` applies to N > 1 only).
     - ``attn_residual``: 'slice' (A5 default) LN_d'(x^(h) + Dropout(f^(h))); 'none' paper-literal.
     - ``mixture``: 'logit' (A3 default, Eq. 11) or 'probability' (mixture of per-head softmaxes).
@@ -230,7 +230,7 @@ class Fame(SequentialModel):
         return candidate_scores(state, self.facets(self.item_embedding), candidates)   # [B, C]
 
     def loss(self, batch: Batch) -> Tensor:
-        """CE of the mixed logits over items 1..n_items at the target positions (§5.5), or
+        """CE of the mixed logits over items 1..n_items at the target positions (docs/fame.md §6), or
         -log Σ_h g̃_h softmax(s^(h))_target with ``mixture='probability'``."""
         out, layout = self.encode(batch)
         where = layout.from_full(target_positions(batch.targets, self.config.loss_positions))   # [T]
@@ -242,7 +242,7 @@ class Fame(SequentialModel):
 
     @torch.no_grad()
     def load_pretrained(self, source: SASRec | Mapping[str, Tensor]) -> None:
-        """Copy a SASRec-CE (model or state dict) with the same backbone (§5.7): embeddings, input
+        """Copy a SASRec-CE (model or state dict) with the same backbone (docs/fame.md §8): embeddings, input
         LayerNorm, blocks 1..n_blocks-1 and the last block's W_K, b_K, W_V, b_V; its W_Q (and b_Q into
         expert biases) for N = 1 or ``expert_init='pretrained_noise'``. Other parts keep their init."""
         c = self.config

@@ -1,5 +1,5 @@
 """Training objectives shared by the models: full softmax cross-entropy over items 1..n_items at the
-target positions (fame.md §4.4), fused with the catalogue scoring so the [P, V] logits never exist at once,
+target positions (docs/sasrec.md §2), fused with the catalogue scoring so the [P, V] logits never exist at once,
 and BCE with sampled negatives (Kang / ICLRec / MOJITO) on gathered candidate scores."""
 
 from __future__ import annotations

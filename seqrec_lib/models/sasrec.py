@@ -1,10 +1,10 @@
-"""SASRec as in ICLRec/S3-Rec (fame.md §4.1, §4.4): learned positions, post-LN blocks, shared input and
+"""SASRec as in ICLRec/S3-Rec (docs/sasrec.md): learned positions, post-LN blocks, shared input and
 output item embeddings, trained with full cross-entropy at every position (default) or BCE with one
 sampled negative per position."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 import torch
@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..batch import Batch
 from ..data.sequences import SplitData
+from ..records import LATE_FIELD
 from .base import ModelOutput, SequentialModel
 from .layers import FFNKind, ItemSequenceEmbedding, PositionKind, TransformerBlock, init_normal
 from .losses import LossPositions, bce_with_negatives, candidate_scores, item_cross_entropy, target_positions
@@ -20,7 +21,7 @@ from .tokens import TokenLayout
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """The Transformer backbone shared by SASRec and FAME; the defaults are ICLRec's (fame.md §4.4)."""
+    """The Transformer backbone shared by SASRec and FAME; the defaults are ICLRec's (docs/sasrec.md §3)."""
 
     d: int = 64
     n_blocks: int = 2
@@ -33,8 +34,15 @@ class BackboneConfig:
     loss_positions: LossPositions = "all"
     init_std: float = 0.02
     ln_eps: float = 1e-12
+    # Adam's β's (SequentialModel.optimizer_settings): torch's and ICLRec's (0.9, 0.999) by default; SASRec's
+    # and MOJITO's official code use β2 = 0.98 (the MOJITO table's rows, experiments.TIME_ADAM). Late fields:
+    # at their defaults they stay out of the run keys, so the records made before them keep theirs.
+    adam_beta1: float = field(default=0.9, metadata=LATE_FIELD)
+    adam_beta2: float = field(default=0.999, metadata=LATE_FIELD)
 
     def __post_init__(self) -> None:
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
+            raise ValueError(f"Adam's betas must lie in [0, 1), got ({self.adam_beta1}, {self.adam_beta2})")
         if self.d % self.n_heads:
             raise ValueError(f"d={self.d} must be divisible by n_heads={self.n_heads}")
         if self.n_blocks < 1:

@@ -1,0 +1,251 @@
+"""Training and evaluation speed of each model and code path, with ratios over the eager path measured in one run.
+
+Paths:
+- ``eager``: the code before the fast path (commit ``EAGER_COMMIT``, extracted from git into a temporary package):
+  every padded position computed, full [P, V] logits, dense history masks;
+- ``exact``: today's default (position-wise work on the real tokens, fused chunked CE, last-position evaluation);
+- ``bf16``: ``exact`` under bf16 autocast; ``compile``: ``exact`` with ``torch.compile`` of the training loss.
+
+Each row runs in its own process (its own peak memory, a clean import of its package) for ``--epochs`` epochs with
+the same seed and batches; the table has the median seconds per training epoch, steps/s, the full-ranking evaluation
+of all test users, peak resident memory, and the speed-up over the eager row of the same model and dataset. The
+agreement check trains the padded reference (today's code with ``packed=False``: every position computed, the same
+dropout draws) and the exact path for ``--epochs`` epochs and compares their test metrics (≤ 1e-4). A profile of a
+training step and an evaluation of the exact path is kept in the output.
+
+    SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --threads 2            # all rows (about an hour)
+    SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty --paths eager,exact
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EAGER_COMMIT = "97dd75d"          # the last commit before the fast path
+RESULTS = ROOT / "benchmarks" / "results"
+
+# (model name in the registry, config overrides, training settings, samples_step) per benchmark model
+MODELS = {
+    "sasrec-ce": ("sasrec", {"n_heads": 2}, {"batch_size": 256}, None),
+    "fame": ("fame", {"n_heads": 2, "n_experts": 4}, {"batch_size": 256}, None),
+    "sasrec-bce": ("sasrec", {"n_heads": 2, "loss": "bce"}, {"batch_size": 256}, None),
+    "mojito": ("mojito", {"dropout": 0.3}, {"batch_size": 512}, 100),
+}
+DEFAULT_ROWS = ("sasrec-ce:beauty", "fame:beauty", "sasrec-bce:beauty", "mojito:ml-100k", "sasrec-ce:sports")
+PATHS = ("eager", "exact", "bf16", "compile")
+
+
+def eager_package() -> Path:
+    """Extract ``seqrec_lib`` at ``EAGER_COMMIT`` as the package ``seqrec_lib_eager``; returns its parent dir."""
+    parent = Path(tempfile.gettempdir()) / f"seqrec_eager_{EAGER_COMMIT}"
+    if not (parent / "seqrec_lib_eager" / "__init__.py").exists():
+        archive = subprocess.run(["git", "archive", EAGER_COMMIT, "seqrec_lib"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(parent / "tmp", filter="data")
+        (parent / "tmp" / "seqrec_lib").rename(parent / "seqrec_lib_eager")
+    return parent
+
+
+class Path_:
+    """One code path of one (model, dataset): its package, split, model, trainer and optimiser."""
+
+    def __init__(self, path: str, model: str, dataset: str, threads: int, seed: int) -> None:
+        import torch
+
+        if path == "eager" and str(eager_package()) not in sys.path:
+            sys.path.insert(0, str(eager_package()))
+        lib = "seqrec_lib_eager" if path == "eager" else "seqrec_lib"
+        mod = lambda name: importlib.import_module(f"{lib}.{name}")   # noqa: E731
+        self.evaluation, self.path = mod("evaluation"), path
+        name, overrides, train_settings, samples_step = MODELS[model]
+        self.split = mod("data.sequences").build_splits(mod("data.loading").load_dataset(dataset), 50,
+                                                         samples_step=samples_step)
+        torch.manual_seed(seed)
+        registry, train = mod("models.registry"), mod("train")
+        self.model = registry.build_model(name, self.split, registry.get_entry(name).config(**overrides))
+        if path == "padded":
+            self.model.packed = False
+        extra = {"precision": "bf16"} if path == "bf16" else {"compile": True} if path == "compile" else {}
+        self.trainer = train.Trainer(train.TrainConfig(progress=False, seed=seed, **train_settings, **extra))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.steps = -(-len(self.split.train) // train_settings["batch_size"])
+        self.epoch_seconds: list[float] = []
+        self.eval_seconds: list[float] = []
+        self.test: dict[str, float] = {}
+
+    def epoch(self) -> None:
+        start = time.perf_counter()
+        self.trainer._train_epoch(self.model, self.split, self.optimizer, len(self.epoch_seconds))
+        self.epoch_seconds.append(time.perf_counter() - start)
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        metrics = self.evaluation.evaluate(self.model, self.split, "test", self.evaluation.EvalProtocol())
+        self.eval_seconds.append(time.perf_counter() - start)
+        self.test = {k: v for k, v in metrics.items() if k != "n_users"}
+
+
+def measure(group: dict) -> list[dict]:
+    """Train every path of ``group`` (one model on one dataset) for its epochs, interleaved epoch by epoch so a
+    busy machine slows all paths alike; then evaluate each twice (interleaved). Peak memory comes from a short
+    separate process per path (``peak_memory``)."""
+    import torch
+
+    torch.set_num_threads(group["threads"])
+    paths = [Path_(p, group["model"], group["dataset"], group["threads"], group["seed"]) for p in group["paths"]]
+    for _ in range(group["epochs"]):
+        for p in paths:
+            p.epoch()
+    for _ in range(2):
+        for p in paths:
+            p.evaluate()
+    rows = []
+    for p in paths:
+        times = p.epoch_seconds[1:] if len(p.epoch_seconds) > 2 else p.epoch_seconds   # the first warms up
+        median = statistics.median(times)
+        rows.append({"model": group["model"], "dataset": group["dataset"], "path": p.path, "epochs": group["epochs"],
+                     "threads": group["threads"], "epoch_seconds": p.epoch_seconds, "median_epoch_seconds": median,
+                     "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test})
+        if group.get("profile") and p.path == "exact":
+            rows[-1]["profile"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
+    return rows
+
+
+def peak_memory(group: dict, path: str) -> float:
+    """Peak resident MB of a fresh process that builds ``path`` and runs 5 training steps and one evaluation."""
+    code = (f"import sys, dataclasses, resource, torch; sys.path.insert(0, {str(ROOT)!r});"
+            f"from benchmarks.speed import Path_; torch.set_num_threads({group['threads']});"
+            f"p = Path_({path!r}, {group['model']!r}, {group['dataset']!r}, {group['threads']}, {group['seed']});"
+            f"n = 5 * p.trainer.config.batch_size;"
+            f"short = dataclasses.replace(p.split, train=p.split.train.select(torch.arange(min(n, len(p.split.train)))));"
+            f"p.trainer._train_epoch(p.model, short, p.optimizer, 0); p.evaluate();"
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else float("nan")
+
+
+def profile_exact(model, split, optimizer, evaluation) -> dict[str, str]:
+    """torch.profiler tables (top ops by self CPU time) of two training steps and one evaluation."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    batch = split.train.select(torch.arange(min(256, len(split.train))))
+    with profile(activities=[ProfilerActivity.CPU]) as train_prof:
+        for _ in range(2):
+            loss = model.loss(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with profile(activities=[ProfilerActivity.CPU]) as eval_prof:
+        evaluation.evaluate(model, split, "test", evaluation.EvalProtocol())
+    table = lambda p: p.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)   # noqa: E731
+    return {"train_step": table(train_prof), "evaluation": table(eval_prof)}
+
+
+def run_group(group: dict) -> list[dict]:
+    """``measure`` in a fresh process (clean imports), then each path's peak memory."""
+    done = subprocess.run([sys.executable, __file__, "--measure", json.dumps(group)], cwd=ROOT, capture_output=True,
+                          text=True)
+    if done.returncode:
+        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+        return [{**group, "path": p, "error": error} for p in group["paths"]]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    for row in rows:
+        row["peak_rss_mb"] = peak_memory(group, row["path"])
+    return rows
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| model | dataset | path | s/epoch (median) | steps/s | eval s (all users) | peak MB | threads | "
+             "speed-up vs eager (epoch / eval) |", "|---|---|---|---|---|---|---|---|---|"]
+    eager = {(r["model"], r["dataset"]): r for r in results if r["path"] == "eager" and "error" not in r}
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['dataset']} | {r['path']} | failed: {r['error'][:80]} | | | | | |")
+            continue
+        base = eager.get((r["model"], r["dataset"]))
+        ratio = (f"{base['median_epoch_seconds'] / r['median_epoch_seconds']:.2f}x / "
+                 f"{base['eval_seconds'] / r['eval_seconds']:.2f}x") if base else "-"
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['path']} | {r['median_epoch_seconds']:.1f} | "
+                     f"{r['steps_per_second']:.2f} | {r['eval_seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
+                     f"{ratio} |")
+    return "\n".join(lines)
+
+
+def agreement(results: list[dict]) -> list[str]:
+    """Exact vs padded reference, same seed and epochs: the largest test-metric difference per model."""
+    out = []
+    by = {(r["model"], r["dataset"], r["path"]): r for r in results if "error" not in r}
+    for (model, dataset, path), r in by.items():
+        ref = by.get((model, dataset, "padded"))
+        if path != "exact" or ref is None:
+            continue
+        diff = max(abs(r["test"][k] - ref["test"][k]) for k in r["test"])
+        out.append(f"{model} on {dataset}: max |test metric difference| exact vs padded after {r['epochs']} epochs = "
+                   f"{diff:.2e} ({'OK' if diff <= 1e-4 else 'ABOVE 1e-4'})")
+    return out
+
+
+def write_report(results: list[dict], out: Path) -> dict:
+    """The table, the agreement check, every row and provenance, as JSON at ``out``."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from seqrec_lib.records import provenance, write_json_atomic
+
+    report = {"table": table(results), "agreement": agreement(results), "rows": results,
+              "eager_commit": EAGER_COMMIT, "provenance": provenance(torch.device("cpu")),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    write_json_atomic(out, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/speed.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="model:dataset,... of " + ", ".join(MODELS))
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--agreement", default="sasrec-ce:beauty", help="rows whose padded reference is also run")
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed_cpu.json")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(json.loads(args.measure))))
+        return 0
+    results = []
+    for i, spec in enumerate(args.rows.split(",")):
+        model, dataset = spec.split(":")
+        paths = [p for p in args.paths.split(",") if model == "sasrec-ce" or p not in ("bf16", "compile")]
+        paths += ["padded"] if spec in args.agreement.split(",") else []       # the switches: SASRec-CE only
+        group = {"model": model, "dataset": dataset, "paths": paths, "epochs": args.epochs, "threads": args.threads,
+                 "seed": args.seed, "profile": i == 0}
+        print(f"running {model} on {dataset}: {', '.join(paths)} ...", flush=True)
+        results.extend(run_group(group))
+        print("\n".join(table(results).splitlines()[-len(paths):]), flush=True)
+        write_report(results, args.out)                     # after every group: nothing lost if cut off
+    report = write_report(results, args.out)
+    print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"]))
+    for r in results:
+        for part, text in r.get("profile", {}).items():
+            print(f"\nprofile of the exact path ({r['model']} on {r['dataset']}), {part}:\n{text}")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
