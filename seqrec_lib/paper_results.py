@@ -37,6 +37,11 @@ TABLE2_MODELS: tuple[str, ...] = ("GRU4Rec", "SASRec", "BERT4Rec", "CORE", "CL4S
 BASELINES: tuple[str, ...] = TABLE2_MODELS[:-1]
 _MODEL_ALIASES = {"A-Mixer": "Atten-Mixer", "AttenMixer": "Atten-Mixer"}
 
+TABLE2_LABELS: Mapping[str, str] = MappingProxyType({
+    "SASRec-CE": "SASRec", "GRU4Rec": "GRU4Rec", "BERT4Rec": "BERT4Rec", "CL4SRec": "CL4SRec", "FAME": "FAME"})
+"""Our table label → the Table 2 column of the same model (docs/baselines.md §5). The paper's SASRec row is
+most likely a BCE-trained SASRec (docs/papers.md §2); it stands beside our SASRec-CE as the same model."""
+
 
 def paper_dataset(name: str) -> str:
     """The paper's name of a dataset, given ours ("beauty") or the paper's ("Beauty")."""
@@ -246,6 +251,14 @@ def paper_row(model: str, dataset: str, corrected: bool = True) -> dict[str, flo
     """Metric → value of ``model``'s Table 2 row on ``dataset`` (ours or the paper's name)."""
     table = FAME_TABLE2 if corrected else FAME_TABLE2_PRINTED
     return dict(table[paper_dataset(dataset)][paper_model(model)])
+
+
+def paper_rows_for(labels: list[str] | tuple[str, ...], dataset: str) -> dict[str, dict[str, float]]:
+    """Our label → the paper's Table 2 row of the same model on ``dataset`` (``TABLE2_LABELS``), for the labels
+    that have one; empty for a dataset outside Table 2."""
+    if dataset not in PAPER_DATASETS and dataset not in PAPER_DATASETS.values():
+        return {}
+    return {label: paper_row(TABLE2_LABELS[label], dataset) for label in labels if label in TABLE2_LABELS}
 
 
 def table2_frame(corrected: bool = True) -> pd.DataFrame:

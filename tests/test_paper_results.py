@@ -56,3 +56,13 @@ def test_names_and_mojito():
     with pytest.raises(ValueError, match="not in FAME's Table 2"):
         pr.paper_row("MOJITO", "beauty")
     assert pr.MOJITO_RESULTS_AVAILABLE is False and "not available" in pr.MOJITO_RESULTS_REASON
+
+
+def test_our_labels_map_to_the_paper_rows_of_the_same_model():
+    rows = pr.paper_rows_for(["SASRec-CE", "GRU4Rec", "BERT4Rec", "CL4SRec", "FAME w/o MoE", "TiSASRec"], "beauty")
+    assert set(rows) == {"SASRec-CE", "GRU4Rec", "BERT4Rec", "CL4SRec"}
+    assert rows["GRU4Rec"]["NDCG@10"] == 0.0342 and rows["BERT4Rec"]["HR@20"] == 0.1075
+    assert rows["CL4SRec"]["NDCG@10"] == 0.0521 and rows["SASRec-CE"]["NDCG@10"] == 0.0400
+    assert pr.paper_rows_for(["GRU4Rec"], "synthetic") == {} and pr.paper_rows_for(["GRU4Rec"], "ml-100k") == {}
+    assert all(label in pr.TABLE2_LABELS for label in ("GRU4Rec", "BERT4Rec", "CL4SRec"))
+    assert set(pr.TABLE2_LABELS.values()) <= set(pr.TABLE2_MODELS)
