@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Literal, NoReturn, get_args, get_origin, get_type_hints
 
@@ -231,6 +232,12 @@ class Trainer:
             steps += 1
         return float(total) / max(steps, 1)
 
+    def optimizer_kwargs(self, model: SequentialModel) -> dict[str, Any]:
+        """Adam's settings for ``model``: the learning rate and weight decay of ``TrainConfig``, β's from the
+        model's config (``SequentialModel.optimizer_settings``; torch's (0.9, 0.999) when it sets none)."""
+        return {"lr": self.config.lr, "betas": (0.9, 0.999), "weight_decay": self.config.weight_decay,
+                **model.optimizer_settings()}
+
     def fit(self, model: SequentialModel, split: SplitData, run_dir: Path | None = None) -> TrainState:
         """Train with early stopping; afterwards ``model`` holds the best validation weights.
 
@@ -241,7 +248,7 @@ class Trainer:
         epoch is lost, and a checkpoint being written is completed first.
         """
         cfg = self.config
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(model.parameters(), **self.optimizer_kwargs(model))
         state, best_weights = TrainState(), copy.deepcopy(model.state_dict())
         last_path = None if run_dir is None else Path(run_dir) / "last.pt"
         if last_path is not None and last_path.exists():
@@ -366,8 +373,9 @@ def train_and_evaluate(model_name: str, split: SplitData, model_config: Any | No
     trainable = any(p.requires_grad for p in model.parameters())
     state = trainer.fit(model, split, run_dir) if trainable and train_config.epochs else TrainState()
     metrics = trainer.test(model, split)
+    optimizer = {"name": "Adam", **trainer.optimizer_kwargs(model)}
     record = run_record(model_name, config, split, train_config, protocols, state, metrics, device,
-                        time.perf_counter() - start, data_provenance, extra)
+                        time.perf_counter() - start, data_provenance, {"optimizer": optimizer, **(extra or {})})
     if run_dir is not None:
         write_json_atomic(Path(run_dir) / "result.json", record)
     return model, record
@@ -411,6 +419,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _optional_number(kind: type, text: str) -> int | float | None:
+    """A number of type ``kind``, or None for 'none'."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a {kind.__name__} or none, got {text!r}") from None
+
+
 def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
                              positive: tuple[str, ...] = ()) -> None:
     """One ``--flag`` per field of the dataclass ``cls`` (dest ``title.field``); ``positive`` fields must be
@@ -421,8 +439,11 @@ def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: 
         hint = hints[f.name]
         kwargs: dict[str, Any] = {"dest": f"{title}.{f.name}", "default": argparse.SUPPRESS,
                                   "help": f"(default: {f.default})"}
+        optional = [t for t in get_args(hint) if t is not type(None)] if type(None) in get_args(hint) else []
         if get_origin(hint) is Literal:
             kwargs["choices"] = list(get_args(hint))
+        elif len(optional) == 1 and optional[0] in (int, float):
+            kwargs["type"], kwargs["metavar"] = partial(_optional_number, optional[0]), "{NUMBER,none}"
         elif hint is bool:
             kwargs["type"], kwargs["metavar"] = _strict_bool, "{true,false}"
         elif f.name in positive:

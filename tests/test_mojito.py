@@ -437,18 +437,34 @@ def test_windows_pool_leaves_out_gaps() -> None:
 
 
 def test_fism_sampling_is_seeded_by_epoch(split: SplitData) -> None:
-    a, b = make_model(seed=0, split=split), make_model(seed=1, split=split)
+    a, b = make_model(seed=0, split=split, fism_seed=5), make_model(seed=1, split=split, fism_seed=5)
     tables = []
     for epoch in (0, 1, 0):
         a.start_epoch(epoch)
         b.start_epoch(epoch)
-        assert torch.equal(a.fism, b.fism)                       # the init seed does not matter
+        assert torch.equal(a.fism, b.fism)                       # a fixed fism_seed: the init seed does not matter
         tables.append(a.fism.clone())
     assert torch.equal(tables[0], tables[2]) and not torch.equal(tables[0], tables[1])
     other = make_model(split=split, fism_seed=1)
     other.start_epoch(0)
     assert not torch.equal(other.fism, tables[0])
     assert "fism" in a.state_dict() and "pool_items" not in a.state_dict()
+
+
+def test_fism_seed_follows_the_run_seed(split: SplitData) -> None:
+    """fism_seed=None (default): each training seed draws its own FISM items, the same seed the same ones."""
+    from seqrec_lib.train import TrainConfig, train_and_evaluate
+
+    config = MojitoConfig(d=8, n_heads=2, d_t=4, max_len=L, fism_items=2)
+    assert config.fism_seed is None
+    tables = {}
+    for seed in (1, 2, 1):
+        model, record = train_and_evaluate("mojito", split, config, TrainConfig(epochs=1, batch_size=8, seed=seed,
+                                                                               progress=False, select_metric="NDCG@10"))
+        tables.setdefault(seed, []).append(model.fism.clone())
+    assert torch.equal(tables[1][0], tables[1][1]) and not torch.equal(tables[1][0], tables[2][0])
+    a, b = make_model(seed=3, split=split), make_model(seed=3, split=split)
+    assert a.fism_seed == b.fism_seed != make_model(seed=4, split=split).fism_seed
 
 
 def test_fism_sampling_is_uniform() -> None:
@@ -506,3 +522,46 @@ def test_faithful_batch_pairing_mixes_users(split: SplitData) -> None:
     a, b = model(batch), model(other)
     assert not torch.allclose(a.states[0, -1], b.states[0, -1])  # user 0 sees its neighbour 1
     torch.testing.assert_close(a.states[2:], b.states[2:])        # other pairs are untouched
+
+
+# ----- ablation switches (issue 16) -----------------------------------------------------------------------------
+
+def test_faithful_batch_pairing_takes_odd_batches(split: SplitData) -> None:
+    """An odd batch (the last evaluation batch, 943 ML-100K users) pairs its last user with a copy of itself."""
+    model = make_model(split=split, faithful_batch_pairing=True, attn_noise_at_eval=False).eval()
+    batch = split.valid                                                   # 6 users
+    odd = batch.select(torch.arange(5))
+    out = model(odd, return_attention=True)
+    assert out.states.shape[0] == 5 and all(a.shape[0] == 5 for a in out.attention)
+    torch.testing.assert_close(out.states[:4], model(batch).states[:4])   # whole pairs are untouched
+    twin = model(batch.select(torch.tensor([4, 4]))).states[0]
+    torch.testing.assert_close(out.states[4], twin)
+    assert model.predict(odd).shape == (5, split.n_items + 1)
+
+
+def test_attn_noise_switch_removes_the_noise_in_training_and_evaluation(split: SplitData) -> None:
+    batch = split.valid
+    noisy = make_model(split=split, dropout=0.0, sigma_init=1.0).train()
+    assert not torch.equal(noisy(batch).states, noisy(batch).states)     # σ²·ε drawn at every pass
+    clean = make_model(split=split, dropout=0.0, sigma_init=1.0, attn_noise=False)
+    for mode in (clean.train(), clean.eval()):
+        torch.testing.assert_close(mode(batch).states, mode(batch).states, rtol=0, atol=0)
+    loss = clean.train().loss(with_negatives(split.train, split.n_items))
+    loss.backward()
+    assert clean.sigma.grad is None                                       # σ takes no part
+
+
+def test_time_context_switch_zeroes_the_context(split: SplitData) -> None:
+    model = make_model(split=split, time_context=False).eval()
+    batch = split.test
+    assert torch.count_nonzero(model.context(batch.time_feats)) == 0
+    shifted = Batch(batch.users, batch.items, batch.targets, batch.time_feats + 3.0, batch.target_time_feats + 5.0)
+    torch.manual_seed(0)
+    a = model.predict(batch)
+    torch.manual_seed(0)
+    torch.testing.assert_close(model.predict(shifted), a, rtol=0, atol=0)   # time no longer matters
+    on = make_model(split=split).eval()
+    torch.manual_seed(0)
+    b = on.predict(batch)
+    torch.manual_seed(0)
+    assert not torch.allclose(on.predict(shifted), b)

@@ -75,12 +75,13 @@ def test_mojito_beats_a_context_blind_mojito_on_the_synthetic_time_effect() -> N
     """The library's synthetic data: picks follow the time slot of the user's previous visit (popular picks
     come from that slot's genres). With preference picks rare (p_preferred=0.2) the effect dominates; MOJITO
     reads it from its input timestamps, a context-zeroed MOJITO cannot (measured: validation NDCG@10 0.284
-    vs 0.207 after 60 epochs)."""
+    vs 0.207 after 60 epochs). MOJITO can sit on a plateau for ~25 epochs before it picks the effect up (seed 0
+    with the official Adam β2 = 0.98: validation 0.20 until epoch 30, best 0.28 at epoch 43): patience 30."""
     config = SyntheticConfig(n_users=600, n_items=120, n_genres=8, n_creators=16, min_length=10, max_length=30,
                              p_preferred=0.2, p_series=0.1, seed=0)
     split = build_splits(generate_synthetic(config)[0], max_len=20)
     protocol = EvalProtocol(mode="full", ks=(10,))
-    train = TrainConfig(epochs=60, patience=15, batch_size=64, lr=2e-3, device="cpu", progress=False,
+    train = TrainConfig(epochs=60, patience=30, batch_size=64, lr=2e-3, device="cpu", progress=False,
                         select_metric="NDCG@10")
     fitted = fit_with_and_without_time(split, MojitoConfig(d=32, d_t=8, max_len=20, dropout=0.2, fism_items=10),
                                        train, protocol)

@@ -147,3 +147,49 @@ def test_without_a_run_folder_a_signal_says_nothing_was_saved(monkeypatch):
     with pytest.raises(TrainingInterrupted, match="no folder, so nothing was saved") as excinfo:
         fit(epochs=3)
     assert excinfo.value.checkpoint is None
+
+
+# ----- the optimiser of a model's config (issue 16) -----------------------------------------------------------
+
+def _adam_of(run_dir: Path) -> dict:
+    return torch.load(run_dir / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]
+
+
+def test_the_optimiser_takes_the_betas_of_the_model_config(tmp_path):
+    import dataclasses
+
+    _, default = fit(epochs=1, run_dir=tmp_path / "a")
+    assert _adam_of(tmp_path / "a")["betas"] == (0.9, 0.999)                 # torch's, SASRec-CE's default
+    assert default["optimizer"] == {"name": "Adam", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
+    official = dataclasses.replace(SMALL, loss="bce", adam_beta2=0.98)
+    _, record = fit(epochs=1, run_dir=tmp_path / "b", model_config=official, weight_decay=1e-4)
+    assert _adam_of(tmp_path / "b")["betas"] == (0.9, 0.98) and _adam_of(tmp_path / "b")["weight_decay"] == 1e-4
+    assert record["optimizer"]["betas"] == [0.9, 0.98] and record["model_config"]["adam_beta2"] == 0.98
+    with pytest.raises(ValueError, match="betas"):
+        SASRecConfig(adam_beta2=1.0)
+
+
+def test_late_optimiser_fields_keep_the_run_keys_of_default_configs():
+    """SASRec-CE and FAME at the default β's hash as before the fields existed; other β's change the key;
+    MOJITO's official β2 = 0.98 is part of its key (its records were made with torch's 0.999)."""
+    import dataclasses
+    import hashlib
+
+    from seqrec_lib.models.fame import FameConfig
+    from seqrec_lib.models.mojito import MojitoConfig
+    from seqrec_lib.records import config_hash, to_jsonable
+
+    def old_hash(config, drop=("adam_beta1", "adam_beta2")):
+        view = {k: v for k, v in to_jsonable(config).items() if k not in drop}
+        return hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
+    for config in (SASRecConfig(), SMALL, FameConfig(), FameConfig(n_heads=4, n_experts=1), FameConfig().sasrec_config()):
+        assert config_hash(config) == old_hash(config)
+        assert config_hash(dataclasses.replace(config, adam_beta2=0.98)) != old_hash(config)
+    split, train, protocols = tiny_split(), TrainConfig(), (EvalProtocol(),)
+    assert (train_module.run_key("sasrec", SMALL, split, train, protocols)
+            == train_module.run_key("sasrec", dataclasses.replace(SMALL, adam_beta1=0.9), split, train, protocols)
+            != train_module.run_key("sasrec", dataclasses.replace(SMALL, adam_beta2=0.98), split, train, protocols))
+    mojito = MojitoConfig()
+    assert (mojito.adam_beta1, mojito.adam_beta2) == (0.9, 0.98)
+    assert config_hash(mojito) != old_hash(mojito)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -60,6 +61,16 @@ class SequentialModel(nn.Module, ABC):
     def predict(self, batch: Batch, candidates: Tensor | None = None) -> Tensor:
         """``score(forward(batch, last_only=True))``: the scores the evaluation ranks."""
         return self.score(self.forward(batch, last_only=True), batch, candidates)
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        """Adam settings this model's config asks for, on top of ``TrainConfig``'s learning rate and weight
+        decay: ``betas`` = (``config.adam_beta1``, ``config.adam_beta2``) where the config has them (SASRec and
+        the models on its backbone, MOJITO); nothing otherwise, i.e. torch's (0.9, 0.999). The trainer builds
+        its optimiser from this and writes the result into the run record (``Trainer.optimizer_kwargs``)."""
+        config = getattr(self, "config", None)
+        if not (hasattr(config, "adam_beta1") and hasattr(config, "adam_beta2")):
+            return {}
+        return {"betas": (float(config.adam_beta1), float(config.adam_beta2))}
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each training epoch (0-based). Default: nothing.

@@ -13,7 +13,9 @@ N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
 Randomness: the attention noise is drawn from torch's global RNG (the CPU or device default generator),
 so a caller that seeds it (``torch.manual_seed``, or ``torch.random.fork_rng`` + seed as the evaluator
 does) gets reproducible noisy scores; the FISM items are drawn from a NumPy generator seeded by the
-pair (``fism_seed``, epoch), independent of the global RNG.
+pair (FISM seed, epoch), independent of the global RNG. The FISM seed is ``fism_seed``, or (None, the
+default) a number drawn from the global RNG when the model is built, which the trainer has seeded with the
+run's seed: each training seed gets its own FISM draws.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class MojitoConfig:
     - ``fism_mask_padding``: exclude the zero padding rows of the FISM memory from its softmax (M5;
       the official code includes them with logit 0).
     - ``attn_noise_at_eval``: keep the σ²·ε attention noise at evaluation (faithful, M3).
+    - ``attn_noise``: False removes the attention noise everywhere, training and evaluation (an ablation;
+      σ then gets no gradient).
+    - ``time_context``: False zeroes the context embedding c of every input and target (an ablation: the
+      context half of X0 holds the positions only, C0 = 0, the target-context term of the score is 0).
+    - ``fism_seed``: the seed of the FISM draws (with the epoch); None (default): drawn from the global RNG
+      when the model is built, i.e. from the run's seed (``train_and_evaluate`` seeds it first).
+    - ``adam_beta1`` / ``adam_beta2``: Adam's β's (``optimizer_settings``): the official (0.9, 0.98).
     - ``faithful_batch_pairing``: reproduce the official code's cross-user pairing of §2.4.2 (H = 2,
       even batch size; the outputs then depend on the batch composition and order).
     """
@@ -58,7 +67,7 @@ class MojitoConfig:
     n_time_features: int = 7
     fism_items: int = 20
     fism_pool: Literal["windows", "history"] = "windows"
-    fism_seed: int = 0
+    fism_seed: int | None = None
     fism_mask_padding: bool = False
     lambda_long: float = 0.1
     lambda_trans_seq: float = 0.5
@@ -69,6 +78,10 @@ class MojitoConfig:
     ln_eps: float = 1e-6
     max_len: int = 50
     faithful_batch_pairing: bool = False
+    attn_noise: bool = True
+    time_context: bool = True
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
 
     def __post_init__(self) -> None:
         if (2 * self.d) % self.n_heads:
@@ -131,10 +144,13 @@ class ContextEmbedding(nn.Module):
         nn.init.normal_(self.out.weight, 0.0, 0.01)
         nn.init.zeros_(self.out.bias)
         self.dropout = nn.Dropout(c.dropout)
+        self.enabled = c.time_context
 
     def forward(self, feats: Tensor) -> Tensor:
         if feats.shape[-1] < self.n_features:
             raise ValueError(f"MOJITO needs {self.n_features} calendar features, the batch has {feats.shape[-1]}")
+        if not self.enabled:                                                          # time_context=False
+            return feats.new_zeros(*feats.shape[:-1], self.out.out_features)
         enc = self.mercer(feats[..., -self.n_features:].float())                      # [..., F, d_t]
         return self.dropout(self.out(enc.flatten(-2)))                                # [..., d]
 
@@ -242,6 +258,8 @@ class Mojito(SequentialModel):
         self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
         self.blocks = nn.ModuleList(MixtureBlock(c) for _ in range(c.n_blocks))
         self.final_norm = nn.LayerNorm(2 * c.d, eps=c.ln_eps)
+        # FISM seed: the config's, else drawn from the (run-seeded) global RNG, after the initialisation
+        self.fism_seed = (int(torch.randint(0, 2**31 - 1, ())) if c.fism_seed is None else c.fism_seed)
         # FISM pool (distinct (user, item) pairs, sorted by user) and this epoch's N items per user
         pool_users, pool_items = _distinct(*_pairs(history), n_items)
         self.register_buffer("pool_users", pool_users, persistent=False)              # [Q]
@@ -260,11 +278,11 @@ class Mojito(SequentialModel):
 
     def start_epoch(self, epoch: int) -> None:
         """Draw each user's N FISM items uniformly without replacement from the pool (all of them, padded
-        with 0, when the pool has ≤ N), from a generator seeded by (``fism_seed``, ``epoch``) (M15).
+        with 0, when the pool has ≤ N), from a generator seeded by (FISM seed, ``epoch``) (M15).
 
         ``fism`` is a persistent buffer, so a checkpoint carries the items of its epoch.
         """
-        rng = np.random.default_rng([self.config.fism_seed, epoch])
+        rng = np.random.default_rng([self.fism_seed, epoch])
         keys = torch.from_numpy(rng.random(len(self.pool_items))).to(self.pool_items.device)  # [Q]
         order = torch.argsort(keys)                                                   # random order ...
         order = order[torch.argsort(self.pool_users[order], stable=True)]            # ... within each user
@@ -282,13 +300,19 @@ class Mojito(SequentialModel):
             raise ValueError(f"MOJITO expects sequences of max_len={c.max_len}, got {items.shape[1]}")
         if batch.time_feats is None:
             raise ValueError("MOJITO needs batch.time_feats (calendar features of the inputs)")
+        if c.faithful_batch_pairing and len(items) % 2:
+            # the official code only ever sees full, even batches (M11); an odd batch pairs its last user
+            # with a copy of itself
+            rows = torch.arange(len(items) + 1, device=items.device).clamp(max=len(items) - 1)
+            out = self.forward(batch.select(rows), return_attention, last_only)
+            return ModelOutput(out.states[:-1], [a[:-1] for a in out.attention], [h[:-1] for h in out.head_outputs])
         m = items > 0                                                                 # [B, L]
         scale = math.sqrt(c.d) if c.input_scale else 1.0
         P = self.position.weight                                                      # [L, d]
         ctx = self.context(batch.time_feats)                                          # [B, L, d] C0
         x = torch.cat([scale * self.item(items) + P, scale * ctx + P], dim=-1)        # [B, L, 2d]
         x = self.input_dropout(x) * m[..., None]                                      # X0
-        sigma = self.sigma if self.training or c.attn_noise_at_eval else None
+        sigma = self.sigma if c.attn_noise and (self.training or c.attn_noise_at_eval) else None
         out = ModelOutput(states=x)
         for block in self.blocks:
             x, attn, heads = block(x, ctx, m, sigma)
