@@ -1,14 +1,14 @@
 """MOJITO (Tran et al., SIGIR 2023): time-aware attention mixtures plus a long-term attentive FISM.
 
-Follows mojito.md (the official TF1 code, deezer/sigir23-mojito) with the *intended per-user* attention
-mixture of §2.4.1, generalised to H local heads (M9). Shapes: B sequences, L = max_len positions,
+Follows docs/mojito.md (the official TF1 code, deezer/sigir23-mojito) with the *intended per-user* attention
+mixture of docs/mojito.md §5.1, generalised to H local heads (M9). Shapes: B sequences, L = max_len positions,
 d item width, 2d the joint item⊕context width, H local heads of width d_v = 2d/H, F time features,
 N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
 
-    X0 = Dropout([√d·E[v] + P ; √d·c + P]) ⊙ m,  C0 = c = ctx(φ(t))                    (§2.3)
-    block: G_it = Q_it K_itᵀ, G_c = Q_c K_cᵀ (+ σ²·ε) → MLP 2→H→H → H local attentions   (§2.4.1)
-    score(j) = <h_L, [E_j ; ctx(τ)]> + λ·r_long^test(j)                                   (§2.5-2.7)
-    loss = BCE_short + λ·BCE_long, one negative per position                               (§2.7)
+    X0 = Dropout([√d·E[v] + P ; √d·c + P]) ⊙ m,  C0 = c = ctx(φ(t))                    (§4)
+    block: G_it = Q_it K_itᵀ, G_c = Q_c K_cᵀ (+ σ²·ε) → MLP 2→H→H → H local attentions   (§5.1)
+    score(j) = <h_L, [E_j ; ctx(τ)]> + λ·r_long^test(j)                                   (§6-8)
+    loss = BCE_short + λ·BCE_long, one negative per position                               (§8)
 
 Randomness: the attention noise is drawn from torch's global RNG (the CPU or device default generator),
 so a caller that seeds it (``torch.manual_seed``, or ``torch.random.fork_rng`` + seed as the evaluator
@@ -37,12 +37,12 @@ from .losses import bce_with_negatives
 
 @dataclass(frozen=True)
 class MojitoConfig:
-    """Hyperparameters; the defaults are the official ML-1M config (mojito.md §2.1; Amazon: dropout 0.5).
+    """Hyperparameters; the defaults are the official ML-1M config (docs/mojito.md §2; Amazon: dropout 0.5).
 
     - ``n_heads``: local heads H; the value projection 2d→2d is split into H heads of width 2d/H (M9).
     - ``n_time_features``: MOJITO reads the *last* n of the 7 calendar features (year, month, day,
       dayofweek, dayofyear, week, hour); 6 drops the year (LFM-1b's ``use_year=false``).
-    - ``fism_pool``: "windows" (faithful, §2.6): the distinct items of the user's training windows,
+    - ``fism_pool``: "windows" (faithful, docs/mojito.md §7): the distinct items of the user's training windows,
       inputs and targets; "history": the distinct items of the whole training sequence.
     - ``fism_mask_padding``: exclude the zero padding rows of the FISM memory from its softmax (M5;
       the official code includes them with logit 0).
@@ -54,7 +54,7 @@ class MojitoConfig:
     - ``fism_seed``: the seed of the FISM draws (with the epoch); None (default): drawn from the global RNG
       when the model is built, i.e. from the run's seed (``train_and_evaluate`` seeds it first).
     - ``adam_beta1`` / ``adam_beta2``: Adam's β's (``optimizer_settings``): the official (0.9, 0.98).
-    - ``faithful_batch_pairing``: reproduce the official code's cross-user pairing of §2.4.2 (H = 2,
+    - ``faithful_batch_pairing``: reproduce the official code's cross-user pairing of docs/mojito.md §5.2 (H = 2,
       even batch size; the outputs then depend on the batch composition and order).
     """
 
@@ -108,7 +108,7 @@ def dense(n_in: int, n_out: int) -> nn.Linear:
 
 
 class MercerTimeEncoder(nn.Module):
-    """F independent Mercer encoders (one per feature, §2.2): [..., F] raw values → [..., F, d_t].
+    """F independent Mercer encoders (one per feature, docs/mojito.md §3): [..., F] raw values → [..., F, d_t].
 
     Mercer_f(t)_i = Σ_k W_f[i,k]·sin(k·t·10^-p_f[i]) + W_f[i,K+k]·cos(k·t·10^-p_f[i]) + b_f[i], k = 1..K,
     with p_f = linspace(0, tempo_linspace, d_t) (trainable), W_f Glorot-uniform [d_t, 2K], b_f = 0.
@@ -123,15 +123,19 @@ class MercerTimeEncoder(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_features, d_t))                                      # [F, d_t]
 
     def forward(self, t: Tensor) -> Tensor:
-        K = len(self.harmonics)
+        """Calendar features take few distinct values (hours, days, ...), so each encoder runs once per distinct
+        value and the results are gathered: the same numbers as encoding every entry, ~1000x less work."""
+        K, F_ = len(self.harmonics), t.shape[-1]
+        values, where = torch.unique(t, return_inverse=True)                         # [u], [..., F]
         freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
-        angle = t[..., None, None] * freq                                            # [..., F, d_t, K]
-        return ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
-                + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)     # [..., F, d_t]
+        angle = values[:, None, None, None] * freq                                   # [u, F, d_t, K]
+        table = ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
+                 + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)     # [u, F, d_t]
+        return table[where, torch.arange(F_, device=t.device)]                       # [..., F, d_t]
 
 
 class ContextEmbedding(nn.Module):
-    """c = Dropout(W_c · concat_f Mercer_f(φ_f) + b_c): [..., F] calendar features → [..., d] (§2.2).
+    """c = Dropout(W_c · concat_f Mercer_f(φ_f) + b_c): [..., F] calendar features → [..., d] (docs/mojito.md §3).
 
     W_c ~ N(0, 0.01²), b_c = 0, no activation. One instance serves the inputs and the targets.
     """
@@ -156,7 +160,7 @@ class ContextEmbedding(nn.Module):
 
 
 class MixtureBlock(nn.Module):
-    """One attention-mixture block (§2.4.1) and its FFN.
+    """One attention-mixture block (docs/mojito.md §5.1) and its FFN.
 
     forward: X [B, L, 2d], C [B, L, d], m [B, L] bool (non-padding), σ [2] or None (no noise)
     → (X' [B, L, 2d], A [B, H, L, L] post-softmax maps after the query mask, O [B, H, L, d_v] = A_j V_j).
@@ -187,13 +191,13 @@ class MixtureBlock(nn.Module):
                 raise ValueError(f"faithful_batch_pairing needs an even batch size, got {B}")
             # fish.py concatenates [G_it; G_c] head-major ([2B]) and reads it back batch-major ([B, 2]):
             # row b holds rows 2b, 2b+1 of the concatenation, i.e. the item logits of a pair of users
-            # for b < B/2 and the context logits of a pair after (§2.4.2)
+            # for b < B/2 and the context logits of a pair after (docs/mojito.md §5.2)
             g = torch.cat([g_it, g_c]).view(B, 2, L, L)                               # [B, 2, L, L]
         else:
             g = torch.stack([g_it, g_c], dim=1)                                       # [B, 2, L, L]
         if sigma is not None:                                                         # noise std is σ², not σ
             g = g + sigma[:, None, None] ** 2 * torch.randn(g.shape, device=g.device, dtype=g.dtype)
-        s = self.mix2(F.relu(self.mix1(g.permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)   # [B, H, L, L]
+        s = channel_mix(F.relu(channel_mix(g, self.mix1)), self.mix2)                # [B, H, L, L]
         if self.pairing:                                                              # batch-major rows b·H+j
             s = s.reshape(H, B, L, L).transpose(0, 1)                                 # read head-major h·B+u
         causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
@@ -210,8 +214,15 @@ class MixtureBlock(nn.Module):
         return y * m[..., None], attn, heads
 
 
+def channel_mix(x: Tensor, layer: nn.Linear) -> Tensor:
+    """``layer`` applied over dim 1 of x [B, C, L, L] → [B, C', L, L], as C'·C scalar multiply-adds: with C, C' ≤ a
+    few heads this is ~3x faster on a CPU than a [B·L·L, C] matmul and needs no permuted copies."""
+    W, b = layer.weight, layer.bias                                                   # [C', C], [C']
+    return torch.stack([sum(W[k, c] * x[:, c] for c in range(x.shape[1])) + b[k] for k in range(W.shape[0])], 1)
+
+
 def window_items(train: Batch, n_users: int, n_items: int) -> History:
-    """The distinct items of each user's training windows, inputs and targets (the FISM pool, §2.6)."""
+    """The distinct items of each user's training windows, inputs and targets (the FISM pool, docs/mojito.md §7)."""
     items = torch.cat([train.items, train.targets], dim=1).cpu()                     # [S, 2L]
     users = train.users.cpu()[:, None].expand_as(items)
     keep = items > 0
@@ -324,7 +335,7 @@ class Mojito(SequentialModel):
         return out
 
     def score(self, out: ModelOutput, batch: Batch, candidates: Tensor | None = None) -> Tensor:
-        """r_short(L-1, j) + λ·r_long^test(j) (§2.5-2.7), for every item ([B, V]) or ``candidates`` ([B, C]).
+        """r_short(L-1, j) + λ·r_long^test(j) (docs/mojito.md §6-8), for every item ([B, V]) or ``candidates`` ([B, C]).
 
         The target context is that of ``batch.target_time_feats[:, -1]``; it adds the same constant to
         every candidate (M8).
@@ -340,7 +351,7 @@ class Mojito(SequentialModel):
         return short + self.config.lambda_long * self.long_term_test(batch, cand)
 
     def loss(self, batch: Batch) -> Tensor:
-        """L_short + λ·L_long, BCE with ``batch.negatives`` [B, L, K] at the non-pad targets (§2.7)."""
+        """L_short + λ·L_long, BCE with ``batch.negatives`` [B, L, K] at the non-pad targets (docs/mojito.md §8)."""
         d = self.config.d
         if batch.negatives is None:
             raise ValueError("MOJITO needs batch.negatives [B, L, 1] (the trainer samples them)")
@@ -360,7 +371,7 @@ class Mojito(SequentialModel):
         long_neg = self.fism_self_score(e_neg.reshape(B, L * K, d), memory, valid).view(B, L, K)
         return short + self.config.lambda_long * bce_with_negatives(long_pos[where], long_neg[where])
 
-    # ----- long-term attentive FISM (§2.6) --------------------------------------------------------------
+    # ----- long-term attentive FISM (docs/mojito.md §7) --------------------------------------------------------------
 
     def fism_memory(self, users: Tensor) -> tuple[Tensor, Tensor]:
         """M_u = [U[u]; E[f_1..f_N]] [B, N+1, d] and its non-padding rows [B, N+1] (the user row always)."""
