@@ -103,8 +103,9 @@ fig
 # %% [markdown]
 # ## What the split gives each model
 #
-# One training sample per user (all positions at once) for SASRec and FAME; MOJITO trains on sliding
-# windows of the sequence instead (`samples_step`, docs/data.md §8), which gives more, shorter samples.
+# One training sample per user (all positions at once, the last `max_len` items) for the FAME experiments;
+# every row of the MOJITO table (MOJITO, SASRec-BCE, SASRec-CE, the ablations) trains on the same windows of
+# the sequence instead (`samples_step`, docs/data.md §8), which cover more of each long sequence.
 
 # %%
 rows = {}
@@ -116,3 +117,34 @@ for name in P.datasets:
                               "training targets": int((split.train.targets > 0).sum()),
                               "valid users": len(split.valid), "test users": len(split.test)}
 pd.DataFrame(rows).T
+
+# %% [markdown]
+# ## How coarse are the timestamps?
+#
+# MOJITO reads the calendar context of every input and of the held-out item (docs/mojito.md §3, §6). Where
+# timestamps tie, the context of the last items barely changes: a time-aware model then has little to read at the
+# end of a sequence, and the order of tied items is only the file's (we sort stably, docs/data.md §6). These
+# shares, measured by `seqrec_lib.data.temporal.timestamp_ties`, come before any time-aware result on a dataset.
+
+# %%
+from seqrec_lib.data import temporal
+
+timed = {name: d for name, d in data.items() if d.timestamps is not None}
+ties = pd.DataFrame({name: temporal.timestamp_ties(d) for name, d in timed.items()}).T
+ties.index.name = "dataset"
+plots.save_table(ties, RESULTS, "timestamp_ties",
+                 note="consecutive_ties: consecutive interactions of a user with the same timestamp; "
+                      "test_ties_valid: users whose test item has their validation item's timestamp; "
+                      "test_within_hour: users whose test item comes within an hour of it; median_test_gap_s: "
+                      "the median of that gap in seconds.")
+for name, row in ties.iterrows():
+    display(Markdown(f"**{plots.dataset_title(name)}**: {row.consecutive_ties:.0%} of consecutive interactions "
+                     f"share a timestamp; {row.test_ties_valid:.0%} of test items share the validation item's "
+                     f"timestamp and {row.test_within_hour:.0%} come within an hour of it (median gap "
+                     f"{row.median_test_gap_s:,.0f} s)."))
+ties
+
+# %%
+fig = plots.time_gaps_figure({name: temporal.gap_table(d) for name, d in timed.items()})
+plots.save_figure(fig, FIGURES, "00_time_gaps")
+fig

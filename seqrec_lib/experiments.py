@@ -14,7 +14,9 @@ The plan of fame.md §10 and mojito.md §5:
 2. ``best_heads``: H* = argmax over H of the *validation* NDCG@20 of FAME w/o MoE;
 3. ``expert_sweep_specs``: FAME(H*, N) for every N (Fig. 6); ``best_experts``: N* likewise;
 4. ``table_specs``: SASRec-CE(H*), FAME w/o MoE(H*), FAME(H*, N*) over the profile's seeds (Table 2);
-5. ``time_specs``: MOJITO vs SASRec-BCE with MOJITO's windows and BCE, both protocols, over the seeds.
+5. ``time_specs``: the MOJITO table: MOJITO, SASRec-BCE, SASRec-CE (and TiSASRec where registered), and
+   with ``ablations`` MOJITO's ablations (``MOJITO_ABLATIONS``), every row on the same training windows
+   (``profile.mojito_samples_step``), training and optimiser (``time_row_spec``), both protocols, over the seeds.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ from .evaluation import EvalProtocol
 from .executors import Executor, Job, Outcome, get_executor
 from .models.base import SequentialModel
 from .models.fame import FameConfig
-from .models.mojito import MojitoConfig
-from .models.registry import build_model, get_entry, make_config
+from .models.registry import MODELS, build_model, get_entry, make_config
 from .models.sasrec import SASRecConfig
 from .profiles import SYNTHETIC, Profile
 from .records import write_json_atomic
@@ -70,7 +71,9 @@ class RunSpec:
 
     ``model`` is a registered model name ("sasrec", "fame", "mojito", "pop"); ``model_config`` its config
     dataclass; ``protocols`` the evaluation protocols (the first selects the checkpoint);
-    ``samples_step`` MOJITO's training windows (None: one all-positions sample per user); ``label`` the
+    ``samples_step`` the training windows, a data option every model takes (docs/data.md §8: a window ending
+    at the last training item and then every ``samples_step`` items back; None: one all-positions sample per
+    user, the last ``max_len`` items); ``label`` the
     name in tables and figures ("SASRec-CE", "FAME w/o MoE", "FAME", "MOJITO", "SASRec-BCE"; empty:
     ``label_for`` the model and config).
     """
@@ -140,13 +143,33 @@ def runs_root(profile: Profile, outputs: str | Path = "outputs") -> Path:
 
 def label_for(model: str, model_config: Any) -> str:
     """The table label of a model configuration (a dataclass or a record's dict): SASRec-CE/BCE, FAME,
-    FAME w/o MoE (N = 1), MOJITO, Most popular."""
+    FAME w/o MoE (N = 1), MOJITO (with its ablations named, ``mojito_label``), Most popular."""
     fields = model_config if isinstance(model_config, Mapping) else dataclasses.asdict(model_config)
     if model == "sasrec":
         return SASREC_CE if fields["loss"] == "ce" else SASREC_BCE
     if model == "fame":
         return FAME_NO_MOE if fields["n_experts"] == 1 else FAME
-    return {"mojito": MOJITO, "pop": MOST_POPULAR}.get(model, model)
+    if model == "mojito":
+        return mojito_label(fields)
+    if model in MODELS and getattr(MODELS[model], "label", ""):       # the registry's name (e.g. TiSASRec)
+        return MODELS[model].label
+    return {"pop": MOST_POPULAR}.get(model, model)
+
+
+MOJITO_ABLATIONS: dict[str, dict[str, Any]] = {
+    "w/o long-term": {"lambda_long": 0.0},               # no attentive-FISM term (λ = 0), docs/mojito.md §7-8
+    "w/o time context": {"time_context": False},         # context embedding zeroed, inputs and targets (§3)
+    "batch pairing": {"faithful_batch_pairing": True},   # the official cross-user pairing (§5.2, M1)
+    "w/o attention noise": {"attn_noise": False},        # no σ²·ε, training or evaluation (§5.1, M3)
+}
+"""MOJITO's ablations, each one switch of ``MojitoConfig``: the name in the label → the setting."""
+
+
+def mojito_label(fields: Mapping[str, Any]) -> str:
+    """"MOJITO", or "MOJITO (<ablation>, ...)" for the ``MOJITO_ABLATIONS`` a config (its fields) has on."""
+    on = [name for name, setting in MOJITO_ABLATIONS.items()
+          if all(k in fields and fields[k] == v for k, v in setting.items())]
+    return f"{MOJITO} ({', '.join(on)})" if on else MOJITO
 
 
 def full_protocol(seed: int) -> EvalProtocol:
@@ -192,19 +215,51 @@ def _time_protocols(profile: Profile, seed: int) -> tuple[EvalProtocol, ...]:
     return sampled_protocol(profile, seed), full_protocol(seed)
 
 
-def mojito_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
-    """MOJITO with its windows, BCE with one negative, sampled protocol first (selection) then full."""
-    config = MojitoConfig(d=profile.d, max_len=profile.max_len, dropout=profile.mojito_dropout)
-    return RunSpec("mojito", dataset, config, _train_config(profile, profile.mojito_train, seed),
-                   _time_protocols(profile, seed), samples_step=profile.mojito_samples_step, label=MOJITO)
+TIME_ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.98}
+"""Adam's β's of every row of the MOJITO table: the official code's (MOJITO's, and SASRec's and TiSASRec's own)."""
+
+
+def time_row_spec(profile: Profile, dataset: str, model: str, seed: int, **config: Any) -> RunSpec:
+    """One row of the MOJITO table, by one rule for every model: the profile's training windows
+    (``mojito_samples_step``), training budget (``mojito_train``), width, length and dropout
+    (``mojito_dropout``), 2 heads, Adam β's ``TIME_ADAM``, and both protocols (sampled first: it selects the
+    checkpoint). The settings a model's config has are set; ``config`` overrides them (e.g. ``loss="bce"``)."""
+    settings = {"d": profile.d, "max_len": profile.max_len, "n_heads": 2, "dropout": profile.mojito_dropout,
+                "attn_dropout": profile.mojito_dropout, "hidden_dropout": profile.mojito_dropout, **TIME_ADAM}
+    known = {f.name for f in dataclasses.fields(get_entry(model).config)}
+    model_config = make_config(model, **{**{k: v for k, v in settings.items() if k in known}, **config})
+    return RunSpec(model, dataset, model_config, _train_config(profile, profile.mojito_train, seed),
+                   _time_protocols(profile, seed), samples_step=profile.mojito_samples_step)
+
+
+def mojito_spec(profile: Profile, dataset: str, seed: int, **config: Any) -> RunSpec:
+    """MOJITO (``config``: an ablation's switches) as a row of the MOJITO table (``time_row_spec``)."""
+    return time_row_spec(profile, dataset, "mojito", seed, **config)
 
 
 def sasrec_bce_spec(profile: Profile, dataset: str, seed: int, heads: int = 2) -> RunSpec:
     """SASRec-BCE, MOJITO's baseline: the same windows, BCE with one negative, training and protocols."""
-    config = SASRecConfig(d=profile.d, n_heads=heads, max_len=profile.max_len, attn_dropout=profile.mojito_dropout,
-                          hidden_dropout=profile.mojito_dropout, loss="bce")
-    return RunSpec("sasrec", dataset, config, _train_config(profile, profile.mojito_train, seed),
-                   _time_protocols(profile, seed), samples_step=profile.mojito_samples_step, label=SASREC_BCE)
+    return time_row_spec(profile, dataset, "sasrec", seed, n_heads=heads, loss="bce")
+
+
+def time_sasrec_ce_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
+    """SASRec-CE as a row of the MOJITO table: SASRec-BCE's settings and windows with the full softmax CE."""
+    return time_row_spec(profile, dataset, "sasrec", seed, loss="ce")
+
+
+def time_model_specs(profile: Profile, dataset: str, seed: int) -> list[RunSpec]:
+    """The MOJITO table's model rows for one seed: MOJITO, SASRec-BCE, SASRec-CE, and TiSASRec (BCE, its own
+    loss) where the registry has it."""
+    specs = [mojito_spec(profile, dataset, seed), sasrec_bce_spec(profile, dataset, seed),
+             time_sasrec_ce_spec(profile, dataset, seed)]
+    if "tisasrec" in MODELS:
+        specs.append(time_row_spec(profile, dataset, "tisasrec", seed))
+    return specs
+
+
+def mojito_ablation_specs(profile: Profile, dataset: str, seed: int) -> list[RunSpec]:
+    """MOJITO's ablations (``MOJITO_ABLATIONS``, one switch each) as rows of the MOJITO table."""
+    return [mojito_spec(profile, dataset, seed, **setting) for setting in MOJITO_ABLATIONS.values()]
 
 
 def pop_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
@@ -269,10 +324,13 @@ def table_specs(profile: Profile, dataset: str, heads: int, experts: int) -> lis
                          fame_spec(profile, dataset, heads, experts, seed))]
 
 
-def time_specs(profile: Profile, dataset: str) -> list[RunSpec]:
-    """MOJITO vs SASRec-BCE (same windows, BCE with one negative, both protocols) for every seed."""
+def time_specs(profile: Profile, dataset: str, ablations: bool | None = None) -> list[RunSpec]:
+    """The MOJITO table's runs, seed by seed: the model rows (``time_model_specs``), then, with ``ablations``
+    (None: ``profile.mojito_ablations``), MOJITO's ablations; all on the same windows, training and protocols."""
+    ablations = profile.mojito_ablations if ablations is None else ablations
     return [spec for seed in profile.seeds
-            for spec in (mojito_spec(profile, dataset, seed), sasrec_bce_spec(profile, dataset, seed))]
+            for spec in time_model_specs(profile, dataset, seed)
+            + (mojito_ablation_specs(profile, dataset, seed) if ablations else [])]
 
 
 # ---------------------------------------------------------------- running

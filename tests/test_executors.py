@@ -30,7 +30,8 @@ def _broken(spec: ex.RunSpec) -> ex.RunSpec:
 
 
 def _sweep() -> list[ex.RunSpec]:
-    """The smoke profile's sweeps (head, expert at H=2, time): 7 runs, FAME ones needing a pretraining."""
+    """The smoke profile's sweeps (head, expert at H=2, time): 5 + the MOJITO table's rows, FAME ones needing a
+    pretraining."""
     return ex.head_sweep_specs(SMOKE, DATA) + ex.expert_sweep_specs(SMOKE, DATA, 2) + ex.time_specs(SMOKE, DATA)
 
 
@@ -167,7 +168,7 @@ def test_ray_sweep_gives_the_records_of_the_local_sweep(ray_local, tmp_path):
     assert _comparable(distributed) == _comparable(local)
     folders = sorted((tmp_path / "ray").iterdir())
     assert [p.name for p in folders] == sorted(p.name for p in (tmp_path / "local").iterdir())
-    assert len(folders) == 7                  # 7 runs; the FAME runs reused the SASRec-CE runs as pretrainings
+    assert len(folders) == len(_sweep())      # one per run; the FAME runs reused the SASRec-CE runs as pretrainings
     assert all(_starts(folder) == 1 for folder in folders)         # every run, pretrainings too, trained once
     assert all(r["pretrained"]["reused"] for r in distributed if r["model"] == "fame")
     # the smoke profile reserves no GPU, so its runs train on the CPU under Ray even on a machine with GPUs

@@ -12,10 +12,12 @@ import torch
 import seqrec_lib.experiments as ex
 import seqrec_lib.train as train_module
 import seqrec_lib.two_stage as two_stage
+from seqrec_lib.data.sequences import data_fingerprint
 from seqrec_lib.profiles import get_profile
 
 SMOKE = get_profile("smoke")
 DATA = "synthetic"
+TIME_LABELS = ["MOJITO", "SASRec-BCE", "SASRec-CE"] + (["TiSASRec"] if "tisasrec" in ex.MODELS else [])
 
 
 def _pipeline(root: Path) -> list[dict]:
@@ -39,22 +41,26 @@ def _metrics(records):
 def test_sweeps_train_every_spec_and_share_the_pretraining(pipeline):
     root, records = pipeline
     labels = [r["label"] for r in records]
-    assert labels == ["SASRec-CE", "SASRec-CE", "FAME w/o MoE", "FAME w/o MoE", "FAME", "MOJITO", "SASRec-BCE"]
-    by_heads = {r["model_config"]["n_heads"]: r for r in records if r["label"] == "SASRec-CE"}
+    assert labels == ["SASRec-CE", "SASRec-CE", "FAME w/o MoE", "FAME w/o MoE", "FAME"] + TIME_LABELS
+    by_heads = {r["model_config"]["n_heads"]: r for r in records          # the head sweep's, not the MOJITO table's
+                if r["label"] == "SASRec-CE" and r["samples_step"] is None}
     for record in records:
         assert (Path(record["run_dir"]) / "result.json").exists()
         assert json.loads((Path(record["run_dir"]) / "result.json").read_text())["label"] == record["label"]
         if record["model"] == "fame":   # fine-tuned from the head sweep's SASRec-CE at the same H
             assert record["pretrained"]["reused"]
             assert record["pretrained"]["run_id"] == by_heads[record["model_config"]["n_heads"]]["run_id"]
-    mojito, bce = records[-2:]
-    assert mojito["samples_step"] == bce["samples_step"] == SMOKE.mojito_samples_step
-    assert list(mojito["metrics"]["test"]) == ["sampled", "full"] == list(bce["metrics"]["test"])
-    assert bce["model_config"]["loss"] == "bce"
+    time_rows = records[-len(TIME_LABELS):]
+    mojito, bce, ce = time_rows[:3]
+    for record in time_rows:       # the MOJITO table: one rule for every row
+        assert record["samples_step"] == SMOKE.mojito_samples_step
+        assert list(record["metrics"]["test"]) == ["sampled", "full"]
+        assert record["optimizer"]["betas"] == [0.9, 0.98]
+    assert bce["model_config"]["loss"] == "bce" and ce["model_config"]["loss"] == "ce"
     sampled = mojito["protocol"]["evaluation"][0]
     assert (sampled["mode"], sampled["n_negatives"], sampled["n_cohorts"]) == ("sampled", 100, 5)
     # the SASRec-CE runs are the FAME pretrainings: only one sasrec folder per H, none extra
-    assert len([p for p in root.iterdir() if p.name.startswith("sasrec-")]) == len(SMOKE.heads) + 1  # + BCE
+    assert len([p for p in root.iterdir() if p.name.startswith("sasrec-")]) == len(SMOKE.heads) + 2  # + BCE, CE
 
 
 def test_rerun_skips_every_finished_run(pipeline, monkeypatch):
@@ -114,7 +120,7 @@ def test_fame_without_result_but_with_checkpoint_finishes_without_training(pipel
 
 def test_load_trained_gives_the_best_weights(pipeline):
     _, records = pipeline
-    for record in (records[-3], records[-2]):                   # FAME, MOJITO
+    for record in [r for r in records if r["label"] in ("FAME", "MOJITO")]:
         model, data, split = ex.load_trained(record, SMOKE)
         assert not model.training and data.name == split.name == DATA
         assert split.max_len == record["model_config"]["max_len"]
@@ -148,7 +154,7 @@ def test_results_frame_and_summary_table(pipeline):
         assert column in frame
     assert frame.loc[frame.label == "FAME w/o MoE", "experts"].tolist() == [1, 1]
     assert frame.loc[frame.label == "SASRec-CE", "experts"].isna().all()
-    assert frame["test_sampled_NDCG@10"].notna().sum() == 2
+    assert frame["test_sampled_NDCG@10"].notna().sum() == len(TIME_LABELS)
 
     # three seeds of one configuration: mean and sample std over seeds
     fake = pd.concat([frame[frame.label == "FAME"]] * 3, ignore_index=True)
@@ -183,12 +189,12 @@ def test_spec_builders():
     with pytest.raises(TypeError, match="no setting"):
         ex.single_run_spec(SMOKE, "sasrec", DATA, n_expertz=3)
     with pytest.raises(ValueError, match="model must be one of"):
-        ex.single_run_spec(SMOKE, "gru4rec", DATA)
+        ex.single_run_spec(SMOKE, "gru5rec", DATA)
     table = ex.table_specs(SMOKE, DATA, 2, 2)
     assert [s.label for s in table] == ["SASRec-CE", "FAME w/o MoE", "FAME"] * len(SMOKE.seeds)
     assert all(s.model_config.n_heads == 2 for s in table)
     time_specs = ex.time_specs(SMOKE, DATA)
-    assert [s.label for s in time_specs] == ["MOJITO", "SASRec-BCE"] * len(SMOKE.seeds)
+    assert [s.label for s in time_specs] == TIME_LABELS * len(SMOKE.seeds)
     assert time_specs[0].protocols == time_specs[1].protocols and time_specs[0].samples_step == time_specs[1].samples_step
     assert ex.runs_root(SMOKE) == Path("outputs/smoke/runs")
     with pytest.raises(TypeError, match="must be a FameConfig"):
@@ -205,3 +211,50 @@ def test_load_split_is_cached_and_needs_a_synthetic_config():
     no_synthetic = dataclasses.replace(get_profile("paper"), d=16, heads=(1, 2), experts=(2,), single_heads=2)
     with pytest.raises(ValueError, match="synthetic=None"):
         ex.load_split(DATA, no_synthetic)
+
+
+def test_the_mojito_table_trains_every_row_on_the_same_windows(monkeypatch):
+    """One rule for every row (issue 16): the same windows, training, optimiser and protocols; and the trainer
+    feeds each model exactly those training samples."""
+    specs = ex.time_specs(SMOKE, DATA, ablations=True)
+    assert [s.label for s in specs] == (TIME_LABELS + [f"MOJITO ({name})" for name in ex.MOJITO_ABLATIONS]) \
+        * len(SMOKE.seeds)
+    assert len({(s.samples_step, s.train_config, s.protocols, s.max_len) for s in specs}) == 1
+    assert {(s.model_config.adam_beta1, s.model_config.adam_beta2) for s in specs} == {(0.9, 0.98)}
+    assert len({data_fingerprint(ex.load_split(s.dataset, SMOKE, s.samples_step, s.max_len)[1])["sha256"]
+                for s in specs}) == 1
+    ablations = [s.model_config for s in specs if s.label.startswith("MOJITO (")]
+    assert [(c.lambda_long, c.time_context, c.faithful_batch_pairing, c.attn_noise) for c in ablations] == [
+        (0.0, True, False, True), (0.1, False, False, True), (0.1, True, True, True), (0.1, True, False, False)]
+    assert ex.time_specs(SMOKE, DATA) == specs[:len(TIME_LABELS)]          # smoke: no ablations by default
+    assert ex.label_for("mojito", {"lambda_long": 0.0, "attn_noise": False}) == \
+        "MOJITO (w/o long-term, w/o attention noise)"
+    assert ex.label_for("mojito", {"lambda_long": 0.1}) == "MOJITO"      # a record made before the switches
+
+    seen: dict[str, list] = {}
+    real = train_module.Trainer._train_epoch
+
+    def spy(self, model, split, optimizer, epoch):
+        original = model.loss
+
+        def loss(batch):
+            seen.setdefault(type(model).__name__ + str(getattr(model, "n_negatives", "")), []).append(
+                torch.cat([batch.users[:, None], batch.items, batch.targets], 1))
+            return original(batch)
+
+        model.loss = loss
+        try:
+            return real(self, model, split, optimizer, epoch)
+        finally:
+            del model.loss
+
+    monkeypatch.setattr(train_module.Trainer, "_train_epoch", spy)
+    _, split = ex.load_split(DATA, SMOKE, SMOKE.mojito_samples_step, SMOKE.max_len)
+    rows = torch.cat([split.train.users[:, None], split.train.items, split.train.targets], 1)
+    want = sorted(map(tuple, rows.tolist()))
+    for spec in specs[:3]:                                               # MOJITO, SASRec-BCE, SASRec-CE
+        one_epoch = dataclasses.replace(spec.train_config, epochs=1)
+        train_module.train_and_evaluate(spec.model, split, spec.model_config, one_epoch, spec.protocols[:1])
+    assert len(seen) == 3
+    for batches in seen.values():
+        assert sorted(map(tuple, torch.cat(batches).tolist())) == want

@@ -34,11 +34,11 @@ RUNS = [("00_data", "00_data", {}), ("01_train", f"01_train_{TRAIN_MODEL}", {"mo
 CASE_DATASET, CASE_USER = P.case_study
 TIME_DATASET = P.time_datasets[0]
 FAME_DATASET = P.fame_datasets[0]
-FIGURES = ["00_sequence_lengths", f"01_learning_curves_{TRAIN_MODEL}_{FAME_DATASET}", "fig5_head_sweep",
+FIGURES = ["00_sequence_lengths", "00_time_gaps", f"01_learning_curves_{TRAIN_MODEL}_{FAME_DATASET}", "fig5_head_sweep",
            "fig6_expert_sweep", f"04_head_diversity_{TIME_DATASET}", f"fig7_case_study_{CASE_DATASET}_user{CASE_USER}",
            "06_results_fame", "06_results_mojito", f"04_head_distances_{TIME_DATASET}",
            f"04_attention_maps_{TIME_DATASET}_user{CASE_USER if CASE_DATASET == TIME_DATASET else 1}"]
-TABLES = ["dataset_statistics", "table1_comparison", "head_sweep", "best_heads", "expert_sweep",
+TABLES = ["dataset_statistics", "table1_comparison", "timestamp_ties", "mojito_paired", "head_sweep", "best_heads", "expert_sweep",
           f"head_diversity_{TIME_DATASET}", f"case_study_{CASE_DATASET}_user{CASE_USER}", "table2_fame",
           "table2_fame_beside_paper", "mojito_protocol", "all_runs"]
 
@@ -101,10 +101,13 @@ def test_table2_has_one_sane_row_per_model_and_dataset(executed: Path) -> None:
 
 
 def test_mojito_table_has_one_sane_row_per_model_and_dataset(executed: Path) -> None:
+    from seqrec_lib.experiments import time_specs
+
     table = pd.read_csv(_out(executed) / "results" / "mojito_protocol.csv")
-    assert set(zip(table["dataset"], table["label"])) == {(d, label) for d in P.time_datasets
-                                                          for label in ("MOJITO", "SASRec-BCE")}
-    assert len(table) == 2 * len(P.time_datasets)
+    labels = {spec.label for spec in time_specs(P, P.time_datasets[0])}
+    assert {"MOJITO", "SASRec-BCE", "SASRec-CE"} <= labels
+    assert set(zip(table["dataset"], table["label"])) == {(d, label) for d in P.time_datasets for label in labels}
+    assert len(table) == len(labels) * len(P.time_datasets)
     for column in ("sampled NDCG@10", "sampled HR@10", "full NDCG@10", "full HR@10"):
         assert _in_unit_interval(table[column]), f"{column} outside [0, 1]"
     note = (_out(executed) / "results" / "mojito_protocol.md").read_text()

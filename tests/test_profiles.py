@@ -43,8 +43,10 @@ def test_paper_grids_are_the_papers():
     assert (paper.train.epochs, paper.train.patience, paper.train.batch_size, paper.train.lr) == (300, 40, 256, 1e-3)
     assert paper.case_study == ("sports", 230) and paper.case_study_heads == 2
     assert paper.time_datasets == ("ml-100k",) and not paper.offline
-    assert paper.mojito_train.batch_size == 512 and paper.mojito_train.epochs == 100
-    assert paper.mojito_samples_step == 100 and paper.synthetic is None
+    # the MOJITO table's budget on ML-100K (issue 16): 7,029 windows, 55 steps per epoch, early stopping
+    train = paper.mojito_train
+    assert (train.batch_size, train.epochs, train.patience, train.lr) == (128, 200, 20, 1e-3)
+    assert paper.mojito_samples_step == 10 and paper.mojito_ablations and paper.synthetic is None
 
 
 def test_unknown_profile_lists_the_names():
