@@ -22,7 +22,9 @@
 #
 # `run_all.sh` runs this notebook three times, with `model` = `sasrec`, `fame` and `mojito`. FAME is
 # trained in two stages (docs/fame.md §8): first SASRec-CE with the same number of heads, then FAME is built
-# from that checkpoint and fine-tuned. A run that has finished before is read back, not retrained.
+# from that checkpoint and fine-tuned. Any registered model trains by name, the baselines included (`gru4rec`,
+# `bert4rec`, `tisasrec`, `cl4srec`: docs/baselines.md). A run that has finished before is read back, not
+# retrained.
 #
 # > **What these numbers are.** With `profile = "demo"` (the default, and what `./run_all.sh` runs) this is a
 # > fast offline check that the pipeline works end to end, on small synthetic data with budgets of a few
@@ -33,8 +35,8 @@
 # %% tags=["parameters"]
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
-model = "sasrec"          # sasrec | fame | mojito | pop
-dataset = ""              # empty: the first FAME dataset of the profile (MOJITO: its first dataset with timestamps)
+model = "sasrec"          # sasrec | fame | mojito | pop | gru4rec | bert4rec | tisasrec | cl4srec
+dataset = ""              # empty: the profile's first FAME dataset (MOJITO, TiSASRec: its first with timestamps)
 overrides = {}            # model or training settings, e.g. {"n_heads": 4, "epochs": 5, "lr": 0.001}
 
 # %%
@@ -64,7 +66,7 @@ import dataclasses
 import json
 
 if not dataset:
-    dataset = (P.time_datasets if model == "mojito" else P.fame_datasets)[0]
+    dataset = experiments.default_dataset(P, model)
 spec = experiments.single_run_spec(P, model, dataset, **overrides)
 display(Markdown(f"**{spec.label}** on **{dataset}**, seed {spec.seed}"))
 pd.DataFrame({"model": pd.Series(dataclasses.asdict(spec.model_config), dtype=str),

@@ -18,7 +18,9 @@
 #
 # The final rows: for every FAME dataset, **SASRec-CE(H\*), FAME w/o MoE(H\*) and FAME(H\*, N\*)**
 # over the profile's seeds (H\* and N\* chosen on validation in `02` and `03`), plus the most-popular
-# baseline, next to FAME's Table 2; and **the MOJITO table**: MOJITO, SASRec-BCE and SASRec-CE (and, in the
+# baseline and the baselines trained under the same protocol (GRU4Rec, BERT4Rec, CL4SRec: docs/baselines.md;
+# one seed each), next to FAME's Table 2 (the paper's row of the same model beside ours);
+# and **the MOJITO table**: MOJITO, SASRec-BCE and SASRec-CE (and, in the
 # `paper` profile, MOJITO's ablations), all trained on the same windows, under MOJITO's sampled protocol and
 # full ranking.
 #
@@ -66,25 +68,37 @@ expert_records = experiments.run_many([s for d in P.fame_datasets
                                       executor=executor, address=address)
 experts = {d: experiments.best_experts(expert_records, d, heads[d]) for d in P.fame_datasets}
 specs = [s for d in P.fame_datasets
-         for s in experiments.table_specs(P, d, heads[d], experts[d]) + [experiments.pop_spec(P, d, P.seeds[0])]]
+         for s in experiments.table_specs(P, d, heads[d], experts[d]) + [experiments.pop_spec(P, d, P.seeds[0])]
+         + experiments.baseline_specs(P, d)]
 fame_records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 fame_frame = experiments.results_frame(fame_records)
 print("H*:", heads, " N*:", experts, " seeds:", P.seeds)
 
 # %% [markdown]
 # ## FAME: our runs (mean ± std over seeds) and the paper's Table 2
+#
+# Every row, ours and the baselines', is trained and evaluated the same way (protocol under the table); the
+# paper's rows come from three frameworks with different protocols (docs/papers.md §2). Beside each of our
+# rows that FAME's table also has (SASRec, GRU4Rec, BERT4Rec, CL4SRec, FAME) stands the paper's number for the
+# same model, plus the paper's best baseline (ICLRec). `s/epoch` is the median training epoch of our runs.
 
 # %%
 summary = experiments.summary_table(fame_frame, FULL_METRICS, protocol="full")
-ours = experiments.format_summary(summary, FULL_METRICS).assign(source="ours")
+per_epoch = fame_frame.groupby(["dataset", "label"], sort=False)["seconds_per_epoch"].median()
+ours = experiments.format_summary(summary, FULL_METRICS).assign(
+    **{"s/epoch": [f"{per_epoch.get(key, float('nan')):.1f}" for key in summary.index]}, source="ours")
 in_paper = [d for d in P.fame_datasets if d in paper_results.PAPER_DATASETS]
-paper_rows = [pd.Series({m: f"{paper_results.paper_row(model, d)[m]:.4f}" for m in FULL_METRICS},
-                        name=(d, f"{model} (paper)"))
-              for d in in_paper for model in ("SASRec", "ICLRec", "FAME")]
+paper_rows = []
+for d in in_paper:
+    same = paper_results.paper_rows_for(list(summary.loc[d].index), d)
+    rows = {f"{paper_results.TABLE2_LABELS[label]} (paper)": row for label, row in same.items()}
+    rows["ICLRec (paper)"] = paper_results.paper_row("ICLRec", d)
+    paper_rows += [pd.Series({m: f"{row[m]:.4f}" for m in FULL_METRICS}, name=(d, name)) for name, row in rows.items()]
 table2 = pd.concat([ours, pd.DataFrame(paper_rows).assign(source="FAME Table 2")]) if paper_rows else ours
 protocol_text = fame_records[0]["protocol"]["evaluation"][0]["text"]
 note = (f"Protocol: {protocol_text}. Leave-one-out split; checkpoint chosen on validation NDCG@20. "
-        f"H* = {heads}, N* = {experts}; mean ± sample std over seeds {list(P.seeds)}.")
+        f"H* = {heads}, N* = {experts}; mean ± sample std over seeds {list(P.seeds)} (the baselines "
+        f"{', '.join(P.baselines) or 'none'}: seed {P.seeds[0]} only, docs/baselines.md §5).")
 plots.save_table(summary, RESULTS, "table2_fame", note=note)
 plots.save_table(table2, RESULTS, "table2_fame_beside_paper", note=note)
 display(table2)
@@ -99,7 +113,7 @@ display(Markdown("Notes on the paper's table (docs/papers.md §2):\n"
 
 # %%
 paper_long = pd.DataFrame([{"dataset": d, "label": label, "metric": m, "value": paper_results.paper_row(model, d)[m]}
-                           for d in in_paper for label, model in (("SASRec-CE", "SASRec"), ("FAME", "FAME"))
+                           for d in in_paper for label, model in paper_results.TABLE2_LABELS.items()
                            for m in ("NDCG@20", "HR@20")])
 fig = plots.results_figure(fame_frame, ("NDCG@20", "HR@20"), protocol="full", paper=paper_long,
                            protocol_text=protocol_text, datasets=P.fame_datasets,

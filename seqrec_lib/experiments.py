@@ -248,12 +248,14 @@ def time_sasrec_ce_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
 
 
 def time_model_specs(profile: Profile, dataset: str, seed: int) -> list[RunSpec]:
-    """The MOJITO table's model rows for one seed: MOJITO, SASRec-BCE, SASRec-CE, and TiSASRec (BCE, its own
-    loss) where the registry has it."""
+    """The MOJITO table's model rows for one seed: MOJITO, SASRec-BCE, SASRec-CE, then the profile's
+    ``time_baselines`` (e.g. TiSASRec with BCE, its own loss; GRU4Rec; BERT4Rec with its longer training,
+    ``profile.train_overrides``; docs/baselines.md §5)."""
     specs = [mojito_spec(profile, dataset, seed), sasrec_bce_spec(profile, dataset, seed),
              time_sasrec_ce_spec(profile, dataset, seed)]
-    if "tisasrec" in MODELS:
-        specs.append(time_row_spec(profile, dataset, "tisasrec", seed))
+    for model in profile.time_baselines:
+        spec = time_row_spec(profile, dataset, model, seed)
+        specs.append(dataclasses.replace(spec, train_config=profile.train_for(model, spec.train_config)))
     return specs
 
 
@@ -267,6 +269,35 @@ def pop_spec(profile: Profile, dataset: str, seed: int) -> RunSpec:
     config = get_entry("pop").config()
     return RunSpec("pop", dataset, config, _train_config(profile, profile.train, seed), (full_protocol(seed),),
                    label=MOST_POPULAR)
+
+
+def baseline_spec(profile: Profile, model: str, dataset: str, seed: int) -> RunSpec:
+    """A baseline row of Table 2 (docs/baselines.md §5), by one rule for every model: the settings of the
+    profile's SASRec-CE that the model's config has (d, max_len, ``single_heads`` heads, dropout), the FAME
+    training (``profile.train`` with the model's ``profile.train_overrides``), full ranking."""
+    settings = {"d": profile.d, "max_len": profile.max_len, "n_heads": profile.single_heads,
+                "attn_dropout": profile.dropout, "hidden_dropout": profile.dropout}
+    known = {f.name for f in dataclasses.fields(get_entry(model).config)}
+    config = make_config(model, **{k: v for k, v in settings.items() if k in known})
+    return RunSpec(model, dataset, config, _train_config(profile, profile.train_for(model, profile.train), seed),
+                   (full_protocol(seed),))
+
+
+def baseline_specs(profile: Profile, dataset: str) -> list[RunSpec]:
+    """Table 2's baseline rows on ``dataset``: ``baseline_spec`` of every ``profile.baselines``, one seed (the
+    profile's first: enough to stand beside the paper's single number)."""
+    return [baseline_spec(profile, model, dataset, profile.seeds[0]) for model in profile.baselines]
+
+
+def needs_time(model: str) -> bool:
+    """Whether ``model`` reads the time of its inputs (the registry's ``needs_time``: MOJITO, TiSASRec)."""
+    return get_entry(model).needs_time
+
+
+def default_dataset(profile: Profile, model: str) -> str:
+    """The dataset ``01_train`` trains ``model`` on by default: the profile's first timestamped dataset for a
+    model that reads time, else its first FAME dataset."""
+    return (profile.time_datasets if needs_time(model) else profile.fame_datasets)[0]
 
 
 def with_overrides(spec: RunSpec, **overrides: Any) -> RunSpec:
@@ -290,8 +321,9 @@ def with_overrides(spec: RunSpec, **overrides: Any) -> RunSpec:
 
 def single_run_spec(profile: Profile, model: str, dataset: str, **overrides: Any) -> RunSpec:
     """What ``01_train`` trains: SASRec-CE, FAME (H = ``single_heads``, N = ``single_experts``, two-stage),
-    MOJITO (its windows, BCE with one negative, sampled protocol then full) or the popularity baseline,
-    with the profile's settings and seed ``seeds[0]``; ``overrides`` as in ``with_overrides``."""
+    MOJITO (its windows, BCE with one negative, sampled protocol then full), the popularity baseline, or any
+    other registered model (a baseline: the MOJITO table's rule if it reads time, else Table 2's), with the
+    profile's settings and seed ``seeds[0]``; ``overrides`` as in ``with_overrides``."""
     seed = profile.seeds[0]
     builders = {
         "sasrec": lambda: sasrec_ce_spec(profile, dataset, profile.single_heads, seed),
@@ -299,9 +331,16 @@ def single_run_spec(profile: Profile, model: str, dataset: str, **overrides: Any
         "mojito": lambda: mojito_spec(profile, dataset, seed),
         "pop": lambda: pop_spec(profile, dataset, seed),
     }
-    if model not in builders:
-        raise ValueError(f"single_run_spec: model must be one of {sorted(builders)}, got {model!r}")
-    spec = builders[model]()
+    if model not in builders and model not in MODELS:
+        raise ValueError(f"single_run_spec: model must be one of {sorted(set(builders) | set(MODELS))}, "
+                         f"got {model!r}")
+    if model in builders:
+        spec = builders[model]()
+    elif needs_time(model):
+        spec = time_row_spec(profile, dataset, model, seed)
+        spec = dataclasses.replace(spec, train_config=profile.train_for(model, spec.train_config))
+    else:
+        spec = baseline_spec(profile, model, dataset, seed)
     return with_overrides(spec, **overrides) if overrides else spec
 
 
@@ -600,7 +639,8 @@ def _metric_columns(record: dict[str, Any]) -> dict[str, float]:
 
 def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: ``label, model, dataset, heads, experts, seed, run_id``, then ``samples_step``,
-    ``best_epoch``, ``epochs_run``, ``seconds`` and every metric as ``{valid|test}_{protocol}_{metric}``
+    ``best_epoch``, ``epochs_run``, ``seconds``, ``seconds_per_epoch`` (the median training epoch) and every
+    metric as ``{valid|test}_{protocol}_{metric}``
     (e.g. ``test_full_NDCG@20``, ``test_sampled_NDCG@10`` and its cohort std ``test_sampled_NDCG@10_std``).
     ``experts`` is 1 for FAME w/o MoE and empty for models without experts."""
     rows = []
@@ -618,6 +658,7 @@ def results_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "best_epoch": record.get("best_epoch"),
             "epochs_run": record.get("epochs_run"),
             "seconds": record.get("timings", {}).get("total_seconds"),
+            "seconds_per_epoch": record.get("timings", {}).get("train_seconds_per_epoch_median"),
             **_metric_columns(record),
         })
     frame = pd.DataFrame(rows, columns=None if rows else list(ID_COLUMNS))

@@ -14,7 +14,10 @@ Every other module reads its settings from a ``Profile``; nothing else hard-code
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .data.registry import get_spec
 from .data.synthetic import SyntheticConfig
@@ -47,6 +50,11 @@ class Profile:
     - ``run_cpus`` / ``run_gpus``: what each run of a sweep reserves under the ``ray`` executor
       (``experiments.run_many``): CPUs, and GPUs (a fraction below 1 shares a GPU, e.g. 0.25: four runs
       per GPU; ignored where the cluster has no GPU).
+    - ``baselines``: models trained beside SASRec-CE and FAME for the Table-2 rows, one seed each, by the
+      Table-2 rule (``experiments.baseline_specs``); ``time_baselines``: models added to the MOJITO table by
+      its rule (docs/baselines.md §5).
+    - ``train_overrides``: model name → ``TrainConfig`` fields that model trains with instead, in either
+      table (BERT4Rec's longer training, docs/baselines.md §2).
     - ``mojito_ablations``: the MOJITO table also has MOJITO's ablations (``experiments.MOJITO_ABLATIONS``).
     """
 
@@ -75,6 +83,9 @@ class Profile:
     cpu_threads: int | None = None
     run_cpus: float = 1.0
     run_gpus: float = 0.0
+    baselines: tuple[str, ...] = ()
+    time_baselines: tuple[str, ...] = ()
+    train_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     mojito_ablations: bool = False
 
     def __post_init__(self) -> None:
@@ -112,9 +123,30 @@ class Profile:
         if self.run_gpus < 0 or (self.run_gpus > 1 and self.run_gpus != int(self.run_gpus)):
             raise ValueError(f"Profile {self.name!r}: run_gpus must be a fraction in [0, 1] or a whole number, "
                              f"got {self.run_gpus}")
+        self._check_baselines()
         if self.case_study[1] < 1:
             raise ValueError(f"Profile {self.name!r}: the case-study user must be a 1-based id, "
                              f"got {self.case_study[1]}")
+
+    def _check_baselines(self) -> None:
+        from .models.registry import MODELS
+
+        train_fields = set(TrainConfig.__dataclass_fields__)
+        for name in ("baselines", "time_baselines"):
+            unknown = [m for m in getattr(self, name) if m not in MODELS]
+            if not isinstance(getattr(self, name), tuple) or unknown:
+                raise ValueError(f"Profile {self.name!r}: {name} must be a tuple of registered models, "
+                                 f"unknown: {unknown}; known: {sorted(MODELS)}")
+        for model, overrides in self.train_overrides.items():
+            bad = sorted(set(overrides) - train_fields)
+            if model not in MODELS or bad:
+                raise ValueError(f"Profile {self.name!r}: train_overrides[{model!r}] must name a registered "
+                                 f"model and TrainConfig fields; unknown fields: {bad}")
+
+    def train_for(self, model: str, base: TrainConfig) -> TrainConfig:
+        """``base`` with the profile's ``train_overrides`` for ``model`` applied."""
+        overrides = self.train_overrides.get(model, {})
+        return dataclasses.replace(base, **overrides) if overrides else base
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -167,6 +199,8 @@ PROFILES: dict[str, Profile] = {
         single_heads=2,
         single_experts=2,
         cpu_threads=1,
+        baselines=("gru4rec", "bert4rec", "cl4srec"),
+        time_baselines=("tisasrec",),
     ),
     "demo": Profile(
         name="demo",
@@ -193,6 +227,10 @@ PROFILES: dict[str, Profile] = {
         single_experts=4,
         mojito_cohort_size=500,    # 5 cohorts of 500 of the 1,000 users: halves MOJITO's per-epoch validation
         cpu_threads=1,
+        baselines=("gru4rec", "bert4rec", "cl4srec"),   # short budgets: BERT4Rec under-trained
+        time_baselines=("tisasrec",),
+        # the demo's time limit (about +1 minute for the three): GRU4Rec 10 epochs at lr 1e-2, CL4SRec 8
+        train_overrides={"gru4rec": {"epochs": 10, "lr": 1e-2}, "cl4srec": {"epochs": 8}},
     ),
     "paper": Profile(
         name="paper",
@@ -219,6 +257,10 @@ PROFILES: dict[str, Profile] = {
         single_experts=4,
         mojito_cohort_size=None,   # ML-100K has 943 users (< MOJITO's 5,000): every user in each cohort
         run_gpus=0.25,             # with --executor ray: four small runs share each GPU
+        baselines=("gru4rec", "bert4rec", "cl4srec"),        # Table 2, one seed (docs/baselines.md §5)
+        time_baselines=("tisasrec", "gru4rec", "bert4rec"),   # the MOJITO table on ML-100K
+        # Petrov & Macdonald: BERT4Rec needs long training; early stopping after 200 epochs (docs/baselines.md §2)
+        train_overrides={"bert4rec": {"epochs": 2000, "patience": 200}},
         mojito_ablations=True,
     ),
 }

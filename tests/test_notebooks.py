@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("papermill")
 
 from seqrec_lib import notebook_runner  # noqa: E402
+from seqrec_lib.models.registry import get_entry  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
 pytestmark = pytest.mark.notebooks
@@ -91,7 +92,7 @@ def test_executed_notebooks_have_no_errors_and_show_figures(executed: Path) -> N
 
 def test_table2_has_one_sane_row_per_model_and_dataset(executed: Path) -> None:
     table = pd.read_csv(_out(executed) / "results" / "table2_fame.csv")
-    labels = {"SASRec-CE", "FAME w/o MoE", "FAME", "Most popular"}
+    labels = {"SASRec-CE", "FAME w/o MoE", "FAME", "Most popular"} | {get_entry(m).label for m in P.baselines}
     assert len(table) == len(labels) * len(P.fame_datasets)
     assert set(zip(table["dataset"], table["label"])) == {(d, label) for d in P.fame_datasets for label in labels}
     for metric in ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"):

@@ -46,6 +46,8 @@ class BERT4RecConfig:
     mask_prob: float = 0.2
     init_std: float = 0.02
     ln_eps: float = 1e-12
+    adam_beta1: float = 0.9      # Adam's β's, read by the trainer (SequentialModel.optimizer_settings)
+    adam_beta2: float = 0.999
 
     def __post_init__(self) -> None:
         if self.d % self.n_heads:

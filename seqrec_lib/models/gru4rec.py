@@ -30,6 +30,8 @@ class GRU4RecConfig:
     n_layers: int = 1
     dropout: float = 0.3
     max_len: int = 50
+    adam_beta1: float = 0.9      # Adam's β's, read by the trainer (SequentialModel.optimizer_settings)
+    adam_beta2: float = 0.999
 
     def __post_init__(self) -> None:
         for name in ("d", "hidden", "n_layers", "max_len"):
