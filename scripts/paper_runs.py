@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from seqrec_lib.experiments import RunSpec, fame_spec, run, run_dir, sasrec_ce_spec, time_specs, with_overrides
+from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, run, run_dir, sasrec_ce_spec, time_specs,
+                                    with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,10 +67,16 @@ def ml100k_mojito(profile: Profile) -> list[RunSpec]:
     return core + [s for s in specs if s not in core]
 
 
+def beauty_baselines(profile: Profile) -> list[RunSpec]:
+    """Issue 13: Table 2's baselines on Beauty (GRU4Rec, BERT4Rec, CL4SRec; one seed, docs/baselines.md §5)."""
+    return baseline_specs(profile, "beauty")
+
+
 PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
     "beauty-sasrec": beauty_sasrec,
     "beauty-fame-step3": beauty_fame_step3,
     "ml100k-mojito": ml100k_mojito,
+    "beauty-baselines": beauty_baselines,
 }
 
 
