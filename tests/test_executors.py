@@ -8,6 +8,7 @@ run, which is what a second sweep after a crash (or a fix) re-runs.
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,8 +144,10 @@ def test_local_sweep_resumes_only_the_missing_runs(tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """A local Ray with 2 CPUs for this module, shut down at its end."""
+    """A local Ray with 2 CPUs for this module, shut down at its end; the signal handlers ``ray.init`` installs
+    (SIGTERM) are put back, so the trainer's signal tests that run later in the process see the defaults."""
     ray = pytest.importorskip("ray", reason='the "ray" executor needs pip install -e ".[distributed]"')
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for attempt in (1, 2):     # a cold first start can miss Ray's 15 s agent start-up window; the retry is warm
         try:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -155,6 +158,8 @@ def ray_local():
                 raise
     yield ray
     ray.shutdown()
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def _comparable(records: list[dict]) -> list[tuple]:
