@@ -86,7 +86,8 @@ print("H*:", heads, " N*:", experts, " seeds:", P.seeds)
 summary = experiments.summary_table(fame_frame, FULL_METRICS, protocol="full")
 per_epoch = fame_frame.groupby(["dataset", "label"], sort=False)["seconds_per_epoch"].median()
 ours = experiments.format_summary(summary, FULL_METRICS).assign(
-    **{"s/epoch": [f"{per_epoch.get(key, float('nan')):.1f}" for key in summary.index]}, source="ours")
+    **{"s/epoch": [f"{per_epoch[key]:.1f}" if pd.notna(per_epoch.get(key)) else "" for key in summary.index]},
+    source="ours")
 in_paper = [d for d in P.fame_datasets if d in paper_results.PAPER_DATASETS]
 paper_rows = []
 for d in in_paper:

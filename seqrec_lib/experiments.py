@@ -8,7 +8,7 @@ with the same H trains (same folder), and is shared by every FAME at that H. ``r
 through an executor (``seqrec_lib.executors``: "local", one run after the other, or "ray", Ray tasks on
 this machine or a cluster), FAME runs depending on their pretraining.
 
-The plan of fame.md §10 and mojito.md §5:
+The plan of docs/protocol.md §6:
 
 1. ``head_sweep_specs``: SASRec-CE(H) and FAME w/o MoE(H) for every H (Fig. 5);
 2. ``best_heads``: H* = argmax over H of the *validation* NDCG@20 of FAME w/o MoE;
@@ -60,8 +60,8 @@ FAME_NO_MOE = "FAME w/o MoE"
 MOJITO = "MOJITO"
 MOST_POPULAR = "Most popular"
 
-SAMPLED_NEGATIVES = 100   # mojito.md §4: 1 target + 100 uniform negatives
-SAMPLED_COHORTS = 5       # mojito.md §4: 5 seeded user cohorts
+SAMPLED_NEGATIVES = 100   # docs/protocol.md §3: 1 target + 100 uniform negatives
+SAMPLED_COHORTS = 5       # docs/protocol.md §3: 5 seeded user cohorts
 SELECTION_METRIC = "NDCG@20"
 
 
@@ -173,12 +173,12 @@ def mojito_label(fields: Mapping[str, Any]) -> str:
 
 
 def full_protocol(seed: int) -> EvalProtocol:
-    """Full ranking over all items, history masked with -inf, HR/NDCG@{5,10,20} (fame.md §3)."""
+    """Full ranking over all items, history masked with -inf, HR/NDCG@{5,10,20} (docs/protocol.md §2)."""
     return EvalProtocol(mode="full", seed=seed)
 
 
 def sampled_protocol(profile: Profile, seed: int) -> EvalProtocol:
-    """MOJITO's protocol: target + 100 uniform negatives, 5 seeded user cohorts (mojito.md §4.2)."""
+    """MOJITO's protocol: target + 100 uniform negatives, 5 seeded user cohorts (docs/protocol.md §3)."""
     return EvalProtocol(mode="sampled", n_negatives=SAMPLED_NEGATIVES, n_cohorts=SAMPLED_COHORTS,
                         cohort_size=profile.mojito_cohort_size, seed=seed)
 
@@ -614,13 +614,13 @@ def _argmax_by(records: Iterable[dict[str, Any]], dataset: str, label: str, fiel
 
 def best_heads(records: Iterable[dict[str, Any]], dataset: str, metric: str = SELECTION_METRIC,
                protocol: str = "full") -> int:
-    """H* (fame.md §10): the H of FAME w/o MoE with the best *validation* NDCG@20 on ``dataset``."""
+    """H* (docs/protocol.md §6): the H of FAME w/o MoE with the best *validation* NDCG@20 on ``dataset``."""
     return _argmax_by(records, dataset, FAME_NO_MOE, "n_heads", metric, protocol)
 
 
 def best_experts(records: Iterable[dict[str, Any]], dataset: str, heads: int, metric: str = SELECTION_METRIC,
                  protocol: str = "full") -> int:
-    """N* (fame.md §10): the N of FAME at H = ``heads`` with the best *validation* NDCG@20 on ``dataset``."""
+    """N* (docs/protocol.md §6): the N of FAME at H = ``heads`` with the best *validation* NDCG@20 on ``dataset``."""
     return _argmax_by(records, dataset, FAME, "n_experts", metric, protocol, where={"n_heads": heads})
 
 
