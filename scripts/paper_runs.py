@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, run, run_dir, sasrec_ce_spec, time_specs,
-                                    with_overrides)
+from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, published_record, run, run_dir, sasrec_ce_spec,
+                                    time_specs, with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
 
 def published(spec: RunSpec, profile: Profile) -> Path:
     """Where ``spec``'s record is committed: ``outputs/paper/records/<run folder name>.json``."""
-    return PAPER / "records" / f"{run_dir(spec, profile, PAPER / 'runs').name}.json"
+    return published_record(run_dir(spec, profile, PAPER / "runs"))
 
 
 def commit(path: Path, message: str) -> None:

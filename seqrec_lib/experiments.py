@@ -381,9 +381,24 @@ def run_dir(spec: RunSpec, profile: Profile, root: str | Path) -> Path:
     return run_dir_for(Path(root), spec.model, spec.model_config, split, spec.train_config, spec.protocols)
 
 
+def published_record(folder: Path) -> Path:
+    """Where the record of the run in ``folder`` (``<outputs>/<profile>/runs/<name>``) is published, committed
+    with the repository: ``<outputs>/<profile>/records/<name>.json``. Run folders hold checkpoints and stay out
+    of git; a published record counts as a finished run, so a fresh clone continues where the last one stopped."""
+    return folder.parent.parent / "records" / f"{folder.name}.json"
+
+
+def finished_record(folder: Path) -> Path | None:
+    """The record that makes the run in ``folder`` finished: its ``result.json``, else its published record."""
+    for path in (folder / "result.json", published_record(folder)):
+        if path.exists():
+            return path
+    return None
+
+
 def is_done(spec: RunSpec, profile: Profile, root: str | Path) -> bool:
-    """True when ``spec``'s ``result.json`` exists (``run`` would only read it back)."""
-    return (run_dir(spec, profile, root) / "result.json").exists()
+    """True when ``spec`` has a ``result.json`` or a published record (``run`` would only read it back)."""
+    return finished_record(run_dir(spec, profile, root)) is not None
 
 
 def _spec_fields(spec: RunSpec, folder: Path) -> dict[str, Any]:
@@ -392,19 +407,20 @@ def _spec_fields(spec: RunSpec, folder: Path) -> dict[str, Any]:
 
 
 def run(spec: RunSpec, profile: Profile, root: str | Path) -> dict[str, Any]:
-    """Train ``spec`` (or read its finished record back) and return the record with its ``label``.
+    """Train ``spec`` (or read its finished record back: ``result.json`` or the published record) and return the
+    record with its ``label``.
 
-    A folder without ``result.json`` but with ``last.pt`` continues from that checkpoint. FAME runs
+    A folder without a finished record but with ``last.pt`` continues from that checkpoint. FAME runs
     pretrain (or reuse) their SASRec-CE first; their record's ``pretrained`` names it.
     """
     data, split = load_split(spec.dataset, profile, spec.samples_step, spec.max_len)
     folder = run_dir_for(Path(root), spec.model, spec.model_config, split, spec.train_config, spec.protocols)
-    result = folder / "result.json"
-    if result.exists():
-        return {**json.loads(result.read_text()), **_spec_fields(spec, folder)}
+    done = finished_record(folder)
+    if done is not None:
+        return {**json.loads(done.read_text()), **_spec_fields(spec, folder)}
     with cpu_threads(profile, resolve_device(spec.train_config.device)):
         record = _train_spec(spec, data, split, Path(root), folder)
-    write_json_atomic(result, record)
+    write_json_atomic(folder / "result.json", record)
     return record
 
 

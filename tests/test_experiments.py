@@ -258,3 +258,18 @@ def test_the_mojito_table_trains_every_row_on_the_same_windows(monkeypatch):
     assert len(seen) == 3
     for batches in seen.values():
         assert sorted(map(tuple, torch.cat(batches).tolist())) == want
+
+
+def test_a_published_record_is_a_finished_run_on_a_fresh_clone(tmp_path, monkeypatch):
+    spec = ex.single_run_spec(SMOKE, "sasrec", DATA, epochs=1, patience=5)
+    first = ex.run(spec, SMOKE, tmp_path / "a" / "runs")
+    # a fresh clone: no run folder, only the record committed under <outputs>/<profile>/records/
+    folder = ex.run_dir(spec, SMOKE, tmp_path / "b" / "runs")
+    published = ex.published_record(folder)
+    assert published == tmp_path / "b" / "records" / f"{folder.name}.json"
+    published.parent.mkdir(parents=True)
+    published.write_text((Path(first["run_dir"]) / "result.json").read_text())
+    assert ex.is_done(spec, SMOKE, tmp_path / "b" / "runs")
+    calls = _count_epochs(monkeypatch)
+    again = ex.run(spec, SMOKE, tmp_path / "b" / "runs")
+    assert calls == [] and again["metrics"] == first["metrics"] and not folder.exists()
