@@ -1,0 +1,149 @@
+"""Publish what the paper runs have finished: tables, learning curves and a status page from the committed records.
+
+Reads every ``outputs/paper/records/*.json`` (``scripts/paper_runs.py`` commits one per finished unit) and writes,
+under ``outputs/paper/``:
+
+- ``results/runs.{csv,md}``: one row per record: label, dataset, seed, the settings that vary between the paper
+  units (heads, dropout, learning rate, batch, Adam β2), best epoch / epochs run, median seconds per training
+  epoch, the validation metric selection used, test metrics under each protocol, commit, device and date;
+- ``results/mojito_table.{csv,md}``: the MOJITO table (``seqrec_lib.mojito_table``) over the ML-100K records
+  there are so far, mean ± std over seeds, and ``results/mojito_paired.{csv,md}``: MOJITO minus each row, seed by
+  seed;
+- ``figures/curves/<run folder>.{png,pdf}``: each run's training loss and validation curve;
+- ``results/status.md``: per plan of ``paper_runs.py``, which units are published and which are pending.
+
+Nothing is trained; a run that has no record is listed as pending, never filled in.
+
+    SEQREC_DATA_DIR=/path/to/data python scripts/publish_paper.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paper_runs import PAPER, PLANS, published  # noqa: E402
+
+from seqrec_lib import mojito_table as mt  # noqa: E402
+from seqrec_lib.experiments import results_frame  # noqa: E402
+from seqrec_lib.plots import learning_curves_figure, save_figure, save_table  # noqa: E402
+from seqrec_lib.profiles import get_profile  # noqa: E402
+
+SETTINGS = {"heads": ("model_config", "n_heads"), "dropout": ("model_config", "hidden_dropout"),
+            "lr": ("train_config", "lr"), "batch": ("train_config", "batch_size"),
+            "beta2": ("model_config", "adam_beta2"), "windows every": ("record", "samples_step")}
+
+
+def load_records(folder: Path) -> list[dict[str, Any]]:
+    """Every record under ``folder`` (sorted by name), each with ``record_file``; a file that is not a run
+    record is an error naming it."""
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        missing = [k for k in ("model", "dataset", "metrics", "epoch_log") if k not in record]
+        if missing:
+            raise ValueError(f"{path}: not a run record (no {missing})")
+        records.append({**record, "record_file": path.name})
+    return records
+
+
+def _setting(record: dict[str, Any], where: str, field: str) -> Any:
+    return (record if where == "record" else record.get(where, {})).get(field)
+
+
+def runs_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: identity, varying settings, budget, selection metric, test metrics, provenance."""
+    frame = results_frame(records)
+    test_columns = [c for c in frame.columns if c.startswith("test_") and c.endswith(("NDCG@10", "HR@10"))]
+    rows = []
+    for record, (_, row) in zip(records, frame.iterrows()):
+        selection = record["train_config"].get("select_metric", "NDCG@20")
+        first_protocol = record["protocol"]["evaluation"][0]["key"]
+        prov = record.get("provenance", {})
+        rows.append({
+            "label": row["label"], "dataset": row["dataset"], "seed": row["seed"],
+            **{name: _setting(record, *where) for name, where in SETTINGS.items()},
+            "best / run": f"{row['best_epoch']} / {row['epochs_run']}",
+            "s/epoch": row["seconds_per_epoch"],
+            f"valid {selection}": row.get(f"valid_{first_protocol}_{selection}"),
+            **{c.removeprefix("test_").replace("_", " "): row[c] for c in test_columns},
+            "commit": (prov.get("git_commit") or "")[:7], "device": prov.get("device_name"),
+            "date": (prov.get("date") or "")[:10], "record": record["record_file"],
+        })
+    return pd.DataFrame(rows)
+
+
+STATUS_FIELDS = ("n_heads", "n_experts", "wf_init", "attn_residual", "hidden_dropout", "lr", "batch_size")
+
+
+def spec_settings(spec: Any) -> str:
+    """The settings that tell a plan's units apart: "n_heads=2, hidden_dropout=0.6, lr=0.0005, batch_size=512"."""
+    fields = {**dataclasses.asdict(spec.model_config), **dataclasses.asdict(spec.train_config)}
+    return ", ".join(f"{f}={fields[f]}" for f in STATUS_FIELDS if f in fields)
+
+
+def status_page(profile_name: str = "paper") -> str:
+    """Markdown: per plan, its units in order with published / pending."""
+    profile = get_profile(profile_name)
+    lines = ["# Paper runs: what is published, what is pending", "",
+             "Units of `scripts/paper_runs.py`, in the order they run; a unit is published when its record is "
+             "committed under `outputs/paper/records/`.", ""]
+    for plan, specs_of in PLANS.items():
+        specs = specs_of(profile)
+        done = [published(s, profile).exists() for s in specs]
+        lines += [f"## {plan}: {sum(done)} of {len(specs)} published", ""]
+        for spec, ok in zip(specs, done):
+            lines.append(f"- [{'x' if ok else ' '}] {spec.label} on {spec.dataset}, seed {spec.seed}: "
+                         f"{spec_settings(spec)} (`{published(spec, profile).stem}`)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/publish_paper.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=PAPER, help="the paper outputs folder (default outputs/paper)")
+    args = parser.parse_args(argv)
+    records = load_records(args.out / "records")
+    results, curves = args.out / "results", args.out / "figures" / "curves"
+    if records:
+        save_table(runs_table(records).set_index(["label", "dataset", "seed"]), results, "runs",
+                   note="Test metrics of the epoch with the best validation metric (full: all items ranked, "
+                        "history masked; sampled: 1 target + 100 negatives, mean over 5 cohorts). s/epoch: median "
+                        "training seconds per epoch on the device named.")
+        for record in records:
+            fig = learning_curves_figure(record["epoch_log"], record.get("label") or record["model"],
+                                         record["dataset"], record["train_config"].get("select_metric", "NDCG@20"),
+                                         record["protocol"]["evaluation"][0]["text"])
+            save_figure(fig, curves, Path(record["record_file"]).stem)
+            plt.close(fig)
+        frame = results_frame(records)
+        ml = frame[frame["dataset"] == "ml-100k"]
+        if len(ml) and all(f"test_{p}_{m}" in ml for p in mt.PROTOCOLS for m in mt.METRICS):
+            table = mt.format_mojito_table(mt.mojito_table(ml))
+            save_table(table, results, "mojito_table",
+                       note="ML-100K, MOJITO's table so far: mean ± std over training seeds (one seed: the mean "
+                            "alone); the sampled protocol's spread over its 5 cohorts in its own column.")
+            pairs = mt.paired_comparison(ml)
+            if len(pairs):
+                save_table(pairs, results, "mojito_paired",
+                           note="MOJITO minus each row, paired by training seed (mean_diff > 0: MOJITO ahead); "
+                                "t and p of the paired t-test need at least 2 seeds.")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "status.md").write_text(status_page() + "\n")
+    print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

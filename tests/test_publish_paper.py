@@ -1,0 +1,65 @@
+"""scripts/publish_paper.py: tables and curves from published records, nothing trained, bad files named."""
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import seqrec_lib.experiments as ex
+from seqrec_lib.profiles import get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = get_profile("smoke")
+
+
+def _script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("publish_paper", ROOT / "scripts" / "publish_paper.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper")
+    specs = ex.time_specs(SMOKE, "synthetic")[:2]
+    records = ex.run_many(specs, SMOKE, out / "runs")
+    for record in records:
+        folder = Path(record["run_dir"])
+        (out / "records").mkdir(exist_ok=True)
+        shutil.copyfile(folder / "result.json", ex.published_record(folder))
+    return out, records
+
+
+def test_runs_table_has_each_record_and_its_test_metrics(published):
+    out, records = published
+    pp = _script()
+    loaded = pp.load_records(out / "records")
+    table = pp.runs_table(loaded)
+    assert len(table) == len(records)
+    for record in records:
+        row = table[table["record"] == f"{Path(record['run_dir']).name}.json"].iloc[0]
+        assert row["full NDCG@10"] == pytest.approx(record["metrics"]["test"]["full"]["NDCG@10"])
+        assert row["sampled HR@10"] == pytest.approx(record["metrics"]["test"]["sampled"]["HR@10"])
+        assert row["best / run"] == f"{record['best_epoch']} / {record['epochs_run']}"
+        assert row["commit"] == (record["provenance"]["git_commit"] or "")[:7]
+
+
+def test_a_file_that_is_not_a_record_is_named(tmp_path):
+    (tmp_path / "broken.json").write_text(json.dumps({"model": "sasrec"}))
+    with pytest.raises(ValueError, match="broken.json: not a run record"):
+        _script().load_records(tmp_path)
+
+
+def test_main_writes_tables_curves_and_status(published):
+    out, records = published
+    assert _script().main(["--out", str(out)]) == 0
+    assert (out / "results" / "runs.md").read_text().count("\n|") >= len(records) + 1
+    for record in records:
+        assert (out / "figures" / "curves" / f"{Path(record['run_dir']).name}.png").exists()
+    status = (out / "results" / "status.md").read_text()
+    assert "## beauty-sasrec:" in status and "## ml100k-mojito:" in status
