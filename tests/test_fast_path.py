@@ -237,3 +237,24 @@ def test_channel_mix_equals_the_linear_layer_over_channels():
     layer = torch.nn.Linear(2, 3)
     x = torch.randn(4, 2, 6, 6)
     torch.testing.assert_close(channel_mix(x, layer), layer(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+
+def test_uniform_dropout_has_nn_dropouts_distribution_and_is_identity_in_eval():
+    from seqrec_lib.models.layers import UniformDropout
+    torch.manual_seed(0)
+    x = torch.ones(200, 50, 64, requires_grad=True)
+    layer = UniformDropout(0.3)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005                    # 640k draws: sd of the mean 0.0006
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))       # inverted scaling
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())                                  # d(x·mask)/dx = mask
+    torch.manual_seed(1)
+    first = layer(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, layer(x))                                     # seeded: reproducible
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="dropout must lie in"):
+        UniformDropout(1.0)

@@ -17,6 +17,29 @@ FFNKind = Literal["gelu_4d", "relu_dd"]
 PositionKind = Literal["slot", "from_start"]
 
 
+class UniformDropout(nn.Module):
+    """Inverted dropout, the distribution of ``nn.Dropout``: keep where U[0, 1) ≥ p, scale by 1/(1 − p).
+
+    Drawn with ``torch.rand_like`` instead of ``bernoulli_``, whose CPU kernel runs serially on CPUs without
+    Intel's VSL path (AMD EPYC dev machine: 22 ns vs 4 ns per element). For models on padded [B, L, ...]
+    tensors (MOJITO); the token-layout models use ``TokenLayout.dropout``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return x * ((torch.rand_like(x) >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p)))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def attention_mask(items: Tensor, causal: bool = True) -> Tensor:
     """[B, L] item ids (0 = padding) → [B, 1, L, L] bool, True where query i may attend to key j.
 

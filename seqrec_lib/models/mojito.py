@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ..batch import Batch
 from ..data.sequences import History, SplitData
 from .base import ModelOutput, SequentialModel
+from .layers import UniformDropout
 from .losses import bce_with_negatives
 
 
@@ -147,7 +148,7 @@ class ContextEmbedding(nn.Module):
         self.out = nn.Linear(c.n_time_features * c.d_t, c.d)
         nn.init.normal_(self.out.weight, 0.0, 0.01)
         nn.init.zeros_(self.out.bias)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = UniformDropout(c.dropout)
         self.enabled = c.time_context
 
     def forward(self, feats: Tensor) -> Tensor:
@@ -175,10 +176,10 @@ class MixtureBlock(nn.Module):
         self.q_c, self.k_c = dense(d, d), dense(d, d)                                 # context global head
         self.value = dense(2 * d, 2 * d)                                              # H heads of 2d/H
         self.mix1, self.mix2 = dense(2, H), dense(H, H)                               # admixture MLP 2→H→H
-        self.attn_dropout = nn.Dropout(c.dropout)
+        self.attn_dropout = UniformDropout(c.dropout)
         self.norm_ffn = nn.LayerNorm(2 * d, eps=c.ln_eps)
         self.ffn1, self.ffn2 = dense(2 * d, 2 * d), dense(2 * d, 2 * d)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = UniformDropout(c.dropout)
 
     def forward(self, x: Tensor, ctx: Tensor, m: Tensor, sigma: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         B, L, D = x.shape
@@ -265,7 +266,7 @@ class Mojito(SequentialModel):
         for table in (self.item.weight[1:], self.user.weight[1:], self.position.weight):
             nn.init.xavier_uniform_(table)
         self.context = ContextEmbedding(c)
-        self.input_dropout = nn.Dropout(c.dropout)
+        self.input_dropout = UniformDropout(c.dropout)
         self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
         self.blocks = nn.ModuleList(MixtureBlock(c) for _ in range(c.n_blocks))
         self.final_norm = nn.LayerNorm(2 * c.d, eps=c.ln_eps)
