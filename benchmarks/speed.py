@@ -41,7 +41,7 @@ MODELS = {
     "sasrec-ce": ("sasrec", {"n_heads": 2}, {"batch_size": 256}, None),
     "fame": ("fame", {"n_heads": 2, "n_experts": 4}, {"batch_size": 256}, None),
     "sasrec-bce": ("sasrec", {"n_heads": 2, "loss": "bce"}, {"batch_size": 256}, None),
-    "mojito": ("mojito", {"dropout": 0.3}, {"batch_size": 512}, 100),
+    "mojito": ("mojito", {"dropout": 0.3}, {"batch_size": 128}, 10),   # the paper profile's ML-100K budget
 }
 DEFAULT_ROWS = ("sasrec-ce:beauty", "fame:beauty", "sasrec-bce:beauty", "mojito:ml-100k", "sasrec-ce:sports")
 PATHS = ("eager", "exact", "bf16", "compile")
