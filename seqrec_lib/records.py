@@ -76,8 +76,13 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+CODE_COMMIT = git_commit()
+"""The commit of this package's code when this process imported it: the code a run executes. A long run's record
+is written hours later, when HEAD may have moved on; ``provenance`` reports this one."""
+
+
 def provenance(device: torch.device) -> dict[str, Any]:
-    """Versions, commit, device, host and time of a run."""
+    """Versions, commit (``CODE_COMMIT``: the code this process imported), device, host and time of a run."""
     versions = {}
     for name in _PACKAGES:
         try:
@@ -87,7 +92,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
     return {
         "versions": versions,
         "python": platform.python_version(),
-        "git_commit": git_commit(),
+        "git_commit": CODE_COMMIT,
         "device": str(device),
         "device_name": device_name(device),
         "host": platform.node(),
