@@ -4,7 +4,8 @@ A unit is one ``RunSpec`` of the ``paper`` profile (FAME units pretrain their SA
 ``experiments.run`` does). Run folders (checkpoints) live under ``outputs/paper/runs/`` (ignored by git); each
 finished record is copied to ``outputs/paper/records/<run folder>.json`` and, with ``--commit``, committed at
 once, so a later session (or machine) skips it. A unit cut off mid-way resumes from its last checkpoint when
-the folder is still there, else starts over: at most one unit is lost.
+the folder is still there, else starts over: at most one unit is lost. Several processes may run one plan at
+once (one per core, or per GPU): each claims the next unit nobody is running (``claimed.pid`` in its folder).
 
     SEQREC_DATA_DIR=/path/to/data nohup python scripts/paper_runs.py --plan beauty-sasrec --threads 1 --commit \\
         > outputs/paper/logs/beauty-sasrec.log 2>&1 &
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, published_record, run, run_dir, sasrec_ce_spec,
-                                    time_specs, with_overrides)
+from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, prerequisites, published_record, run, run_dir,
+                                    sasrec_ce_spec, time_specs, with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +101,36 @@ def commit(path: Path, message: str) -> None:
         time.sleep(3 + attempt)
 
 
+def claim(folder: Path) -> bool:
+    """Claim the unit trained in ``folder`` for this process (``folder/claimed.pid``, created atomically), so
+    several ``paper_runs.py`` processes can share one plan, each taking the next unclaimed unit. A claim whose
+    process is gone (a run cut off) is taken over. False when another live process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "claimed.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+                os.kill(holder, 0)                          # raises when no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)                # a stale claim: take it over
+                continue
+            except PermissionError:
+                pass                                        # alive, another user's
+            return holder == os.getpid()
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release(folders: list[Path]) -> None:
+    for folder in folders:
+        (folder / "claimed.pid").unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/paper_runs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(PLANS), required=True)
@@ -115,9 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         if target.exists():
             print(f"[{i}/{len(specs)}] done already: {name}", flush=True)
             continue
+        # the unit's folder and those of the pretrainings it would train (FAME's SASRec-CE, unless finished)
+        folders = [run_dir(s, profile, PAPER / "runs") for s in prerequisites(spec)]
+        folders = [f for f in folders if not (f / "result.json").exists()] + [run_dir(spec, profile, PAPER / "runs")]
+        claimed = []
+        for folder in folders:
+            if not claim(folder):
+                break
+            claimed.append(folder)
+        if len(claimed) < len(folders):
+            release(claimed)
+            print(f"[{i}/{len(specs)}] another process is running {name} or its pretraining", flush=True)
+            continue
         print(f"[{i}/{len(specs)}] running {name}", flush=True)
         start = time.perf_counter()
-        record = run(spec, profile, PAPER / "runs")
+        try:
+            record = run(spec, profile, PAPER / "runs")
+        finally:
+            release(claimed)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(record["run_dir"]) / "result.json", target)
         test = record["metrics"]["test"]["full"]
