@@ -40,7 +40,7 @@ from seqrec_lib.experiments import results_frame  # noqa: E402
 from seqrec_lib.plots import learning_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
-SETTINGS = {"heads": ("model_config", "n_heads"), "dropout": ("model_config", "hidden_dropout"),
+SETTINGS = {"heads": ("model_config", "n_heads"), "dropout": ("model_config", "hidden_dropout", "dropout"),
             "lr": ("train_config", "lr"), "batch": ("train_config", "batch_size"),
             "beta2": ("model_config", "adam_beta2"), "windows every": ("record", "samples_step")}
 
@@ -58,8 +58,10 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _setting(record: dict[str, Any], where: str, field: str) -> Any:
-    return (record if where == "record" else record.get(where, {})).get(field)
+def _setting(record: dict[str, Any], where: str, *fields: str) -> Any:
+    """The first of ``fields`` that ``record`` (or its ``where`` part) has; None when it has none."""
+    part = record if where == "record" else record.get(where, {})
+    return next((part[f] for f in fields if f in part), None)
 
 
 def runs_table(records: list[dict[str, Any]]) -> pd.DataFrame:
