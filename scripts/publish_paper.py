@@ -9,7 +9,7 @@ under ``outputs/paper/``:
 - ``results/mojito_table.{csv,md}``: the MOJITO table (``seqrec_lib.mojito_table``) over the ML-100K records
   there are so far, mean ± std over seeds, and ``results/mojito_paired.{csv,md}``: MOJITO minus each row, seed by
   seed;
-- ``figures/curves/<run folder>.{png,pdf}``: each run's training loss and validation curve;
+- ``figures/curves/curves_<dataset>.{png,pdf}``: every run's training loss and validation curve;
 - ``results/status.md``: per plan of ``paper_runs.py``, which units are published and which are pending.
 
 Nothing is trained; a run that has no record is listed as pending, never filled in.
@@ -37,7 +37,7 @@ from paper_runs import PAPER, PLANS, published  # noqa: E402
 
 from seqrec_lib import mojito_table as mt  # noqa: E402
 from seqrec_lib.experiments import results_frame  # noqa: E402
-from seqrec_lib.plots import learning_curves_figure, save_figure, save_table  # noqa: E402
+from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
 SETTINGS = {"heads": ("model_config", "n_heads"), "dropout": ("model_config", "hidden_dropout", "dropout"),
@@ -62,6 +62,13 @@ def _setting(record: dict[str, Any], where: str, *fields: str) -> Any:
     """The first of ``fields`` that ``record`` (or its ``where`` part) has; None when it has none."""
     part = record if where == "record" else record.get(where, {})
     return next((part[f] for f in fields if f in part), None)
+
+
+def _settings_text(record: dict[str, Any]) -> str:
+    """The settings that vary between paper units, compactly: "H 2, dropout 0.6, lr 0.0005, batch 512"."""
+    parts = [(name, _setting(record, *where)) for name, where in SETTINGS.items()
+             if name in ("heads", "dropout", "lr", "batch")]
+    return ", ".join(f"{'H' if n == 'heads' else n} {v:g}" for n, v in parts if v is not None)
 
 
 def runs_table(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -124,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                    note="Test metrics of the epoch with the best validation metric (full: all items ranked, "
                         "history masked; sampled: 1 target + 100 negatives, mean over 5 cohorts). s/epoch: median "
                         "training seconds per epoch on the device named.")
-        for record in records:
-            fig = learning_curves_figure(record["epoch_log"], record.get("label") or record["model"],
-                                         record["dataset"], record["train_config"].get("select_metric", "NDCG@20"),
-                                         record["protocol"]["evaluation"][0]["text"])
-            save_figure(fig, curves, Path(record["record_file"]).stem)
+        for dataset in dict.fromkeys(r["dataset"] for r in records):
+            runs = [(f"{r.get('label') or r['model']}, seed {r['seed']}, {_settings_text(r)}", r["epoch_log"],
+                     r["train_config"].get("select_metric", "NDCG@20")) for r in records if r["dataset"] == dataset]
+            fig = runs_curves_figure(runs, dataset, footnote="Validation protocol as in each run's record (Beauty: "
+                                     "full ranking; ML-100K: MOJITO's sampled protocol). Early stopping: patience "
+                                     "epochs without a better validation metric.")
+            save_figure(fig, curves, f"curves_{dataset}")
             plt.close(fig)
         frame = results_frame(records)
         ml = frame[frame["dataset"] == "ml-100k"]

@@ -355,6 +355,46 @@ def learning_curves_figure(epoch_log: Sequence[Mapping[str, Any]], label: str, d
     return fig
 
 
+@_styled
+def runs_curves_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]], str]], dataset: str,
+                       footnote: str | None = None) -> Figure:
+    """Training loss (left) and the validation selection metric (right) per epoch of several runs on one dataset.
+
+    ``runs``: (name, epoch_log, metric) per run, name starting with its model label (its colour); each run's
+    best epoch is starred. A plateau after the star up to the last epoch is what early stopping waited out."""
+    fig, axes = _figure(1, 2, width=12, height=4.2)
+    ax_loss, ax_val = axes[0]
+    styles = ("-", "--", ":", "-.")
+    seen: dict[str, int] = {}
+    for name, log, metric in runs:
+        label = name.split(" (")[0].split(",")[0]
+        style = styles[seen.setdefault(label, 0) % len(styles)]
+        seen[label] += 1
+        epochs = [int(e["epoch"]) for e in log]
+        values = [e["valid"].get(metric, np.nan) for e in log]
+        c = colour(label)
+        ax_loss.plot(epochs, [e["loss"] for e in log], color=c, ls=style, lw=1.4)
+        ax_val.plot(epochs, values, color=c, ls=style, lw=1.4, label=f"{name}: valid {metric}")
+        if epochs and not np.all(np.isnan(values)):
+            best = int(np.nanargmax(values))
+            ax_val.plot([epochs[best]], [values[best]], marker="*", ms=11, color=c, ls="none")
+    if not runs:
+        _empty(ax_loss)
+        _empty(ax_val)
+    ax_loss.set_title(f"{dataset_title(dataset)}: training loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss (mean over batches)")
+    ax_val.set_title(f"{dataset_title(dataset)}: validation metric used for selection (★ best epoch)")
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel("validation metric")
+    if runs:
+        ax_val.legend(fontsize=7, loc="lower right")
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _footnote(fig, footnote)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 02 / 03: FAME Figures 5 and 6
 

@@ -59,7 +59,7 @@ def test_main_writes_tables_curves_and_status(published):
     out, records = published
     assert _script().main(["--out", str(out)]) == 0
     assert (out / "results" / "runs.md").read_text().count("\n|") >= len(records) + 1
-    for record in records:
-        assert (out / "figures" / "curves" / f"{Path(record['run_dir']).name}.png").exists()
+    for dataset in {record["dataset"] for record in records}:
+        assert (out / "figures" / "curves" / f"curves_{dataset}.png").exists()
     status = (out / "results" / "status.md").read_text()
     assert "## beauty-sasrec:" in status and "## ml100k-mojito:" in status
