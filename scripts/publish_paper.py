@@ -103,6 +103,13 @@ def spec_settings(spec: Any) -> str:
     return ", ".join(f"{f}={fields[f]}" for f in STATUS_FIELDS if f in fields)
 
 
+def plan_order(profile_name: str = "paper") -> dict[str, int]:
+    """Run folder name → its position in the plans of ``paper_runs.py`` (all plans, in order)."""
+    profile = get_profile(profile_name)
+    names = [published(spec, profile).stem for specs_of in PLANS.values() for spec in specs_of(profile)]
+    return {name: i for i, name in reversed(list(enumerate(names)))}
+
+
 def status_page(profile_name: str = "paper") -> str:
     """Markdown: per plan, its units in order with published / pending."""
     profile = get_profile(profile_name)
@@ -125,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PAPER, help="the paper outputs folder (default outputs/paper)")
     args = parser.parse_args(argv)
     records = load_records(args.out / "records")
+    order = plan_order()
+    records.sort(key=lambda r: order.get(Path(r["record_file"]).stem, len(order)))   # plans' order, then the rest
     results, curves = args.out / "results", args.out / "figures" / "curves"
     if records:
         save_table(runs_table(records).set_index(["label", "dataset", "seed"]), results, "runs",
