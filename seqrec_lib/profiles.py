@@ -3,7 +3,7 @@
 - ``smoke``: seconds on a CPU, for tests (tiny synthetic data, 2 epochs, the smallest grids).
 - ``demo`` (the default): a fast offline check that the pipeline runs end to end (synthetic data only,
   reduced grids, short budgets; its numbers do not test the papers' claims); the whole ``./run_all.sh``
-  takes 5-8 minutes on a 2-core CPU (5 min 12 s idle, about 7 minutes busy).
+  takes about 4-5 minutes on a 2-core CPU (4 min 25 s measured on 2026-12-04, longer on a busy machine).
 - ``paper``: the papers' settings (docs/protocol.md §4, §6; docs/papers.md §4): Beauty, Sports and Toys with
   H ∈ {1, 2, 4, 8, 16}, N ∈ {2, 4, 8, 16, 32}, 3 seeds, 300 epochs with patience 40; the MOJITO table (MOJITO,
   SASRec-BCE, SASRec-CE and MOJITO's ablations, one rule for every row) on ML-100K (the only real dataset with
@@ -207,7 +207,7 @@ PROFILES: dict[str, Profile] = {
         description="offline demo, a fast check that the pipeline runs: synthetic data (1,000 users, 500 items, "
                     "planted facets and time effects), H in {1, 2, 4}, N in {2, 4, 8}, one seed, at most 20 "
                     "epochs; its numbers do not test the papers' claims (real data: profile 'paper', published "
-                    "in outputs/paper/); ./run_all.sh in 5-8 minutes on a 2-core CPU",
+                    "in outputs/paper/); ./run_all.sh in about 5 minutes on a 2-core CPU",
         fame_datasets=(SYNTHETIC,),
         time_datasets=(SYNTHETIC,),
         heads=(1, 2, 4),
