@@ -71,9 +71,9 @@ def _settings_text(record: dict[str, Any]) -> str:
     return ", ".join(f"{'H' if n == 'heads' else n} {v:g}" for n, v in parts if v is not None)
 
 
-def runs_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: identity, varying settings, budget, selection metric, test metrics, provenance."""
-    frame = results_frame(records)
+def runs_table(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per record (``frame``: their ``results_frame``): identity, varying settings, budget, selection
+    metric, test metrics, provenance."""
     test_columns = [c for c in frame.columns if c.startswith("test_") and c.endswith(("NDCG@10", "HR@10"))]
     rows = []
     for record, (_, row) in zip(records, frame.iterrows()):
@@ -103,26 +103,28 @@ def spec_settings(spec: Any) -> str:
     return ", ".join(f"{f}={fields[f]}" for f in STATUS_FIELDS if f in fields)
 
 
-def plan_order(profile_name: str = "paper") -> dict[str, int]:
-    """Run folder name → its position in the plans of ``paper_runs.py`` (all plans, in order)."""
+def plan_units(profile_name: str = "paper") -> list[tuple[str, Any, Path]]:
+    """(plan, spec, published record path) of every unit of ``paper_runs.py``'s plans, in the order they run."""
     profile = get_profile(profile_name)
-    names = [published(spec, profile).stem for specs_of in PLANS.values() for spec in specs_of(profile)]
-    return {name: i for i, name in reversed(list(enumerate(names)))}
+    return [(plan, spec, published(spec, profile)) for plan, specs_of in PLANS.items() for spec in specs_of(profile)]
 
 
-def status_page(profile_name: str = "paper") -> str:
+def plan_order(units: list[tuple[str, Any, Path]]) -> dict[str, int]:
+    """Run folder name → its first position in ``units``."""
+    return {path.stem: i for i, (_, _, path) in reversed(list(enumerate(units)))}
+
+
+def status_page(units: list[tuple[str, Any, Path]]) -> str:
     """Markdown: per plan, its units in order with published / pending."""
-    profile = get_profile(profile_name)
     lines = ["# Paper runs: what is published, what is pending", "",
              "Units of `scripts/paper_runs.py`, in the order they run; a unit is published when its record is "
              "committed under `outputs/paper/records/`.", ""]
-    for plan, specs_of in PLANS.items():
-        specs = specs_of(profile)
-        done = [published(s, profile).exists() for s in specs]
-        lines += [f"## {plan}: {sum(done)} of {len(specs)} published", ""]
-        for spec, ok in zip(specs, done):
+    for plan in dict.fromkeys(plan for plan, _, _ in units):
+        entries = [(spec, path, path.exists()) for name, spec, path in units if name == plan]
+        lines += [f"## {plan}: {sum(ok for _, _, ok in entries)} of {len(entries)} published", ""]
+        for spec, path, ok in entries:
             lines.append(f"- [{'x' if ok else ' '}] {spec.label} on {spec.dataset}, seed {spec.seed}: "
-                         f"{spec_settings(spec)} (`{published(spec, profile).stem}`)")
+                         f"{spec_settings(spec)} (`{path.stem}`)")
         lines.append("")
     return "\n".join(lines)
 
@@ -132,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PAPER, help="the paper outputs folder (default outputs/paper)")
     args = parser.parse_args(argv)
     records = load_records(args.out / "records")
-    order = plan_order()
+    units = plan_units()
+    order = plan_order(units)
     records.sort(key=lambda r: order.get(Path(r["record_file"]).stem, len(order)))   # plans' order, then the rest
     results, curves = args.out / "results", args.out / "figures" / "curves"
     if records:
-        save_table(runs_table(records).set_index(["label", "dataset", "seed"]), results, "runs",
+        frame = results_frame(records)
+        save_table(runs_table(records, frame).set_index(["label", "dataset", "seed"]), results, "runs",
                    note="Test metrics of the epoch with the best validation metric (full: all items ranked, "
                         "history masked; sampled: 1 target + 100 negatives, mean over 5 cohorts). s/epoch: median "
                         "training seconds per epoch on the device named.")
@@ -148,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
                                      "epochs without a better validation metric.")
             save_figure(fig, curves, f"curves_{dataset}")
             plt.close(fig)
-        frame = results_frame(records)
         ml = frame[frame["dataset"] == "ml-100k"]
         if len(ml) and all(f"test_{p}_{m}" in ml for p in mt.PROTOCOLS for m in mt.METRICS):
             table = mt.format_mojito_table(mt.mojito_table(ml))
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                            note="MOJITO minus each row, paired by training seed (mean_diff > 0: MOJITO ahead); "
                                 "t and p of the paired t-test need at least 2 seeds.")
     results.mkdir(parents=True, exist_ok=True)
-    (results / "status.md").write_text(status_page() + "\n")
+    (results / "status.md").write_text(status_page(units) + "\n")
     print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md")
     return 0
 

@@ -39,7 +39,7 @@ def test_runs_table_has_each_record_and_its_test_metrics(published):
     out, records = published
     pp = _script()
     loaded = pp.load_records(out / "records")
-    table = pp.runs_table(loaded)
+    table = pp.runs_table(loaded, ex.results_frame(loaded))
     assert len(table) == len(records)
     for record in records:
         row = table[table["record"] == f"{Path(record['run_dir']).name}.json"].iloc[0]
