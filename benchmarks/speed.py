@@ -9,12 +9,14 @@ Paths:
 Each row runs in its own process (its own peak memory, a clean import of its package) for ``--epochs`` epochs with
 the same seed and batches; the table has the median seconds per training epoch, steps/s, the full-ranking evaluation
 of all test users, peak resident memory, and the speed-up over the eager row of the same model and dataset. The
-agreement check trains the padded reference (today's code with ``packed=False``: every position computed, the same
+``--together`` measures every row in one process, epoch by epoch in turn, so ratios between models (FAME over
+SASRec-CE) are taken under the same conditions too. The agreement check trains the padded reference (today's code with ``packed=False``: every position computed, the same
 dropout draws) and the exact path for ``--epochs`` epochs and compares their test metrics (≤ 1e-4). A profile of a
 training step and an evaluation of the exact path is kept in the output.
 
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --threads 2            # all rows (about an hour)
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty --paths eager,exact
+    SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty,fame:beauty --paths exact --together
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Path_:
             sys.path.insert(0, str(eager_package()))
         lib = "seqrec_lib_eager" if path == "eager" else "seqrec_lib"
         mod = lambda name: importlib.import_module(f"{lib}.{name}")   # noqa: E731
-        self.evaluation, self.path = mod("evaluation"), path
+        self.evaluation, self.path, self.model_name, self.dataset = mod("evaluation"), path, model, dataset
         name, overrides, train_settings, samples_step = MODELS[model]
         self.split = mod("data.sequences").build_splits(mod("data.loading").load_dataset(dataset), 50,
                                                          samples_step=samples_step)
@@ -99,13 +101,13 @@ class Path_:
 
 
 def measure(group: dict) -> list[dict]:
-    """Train every path of ``group`` (one model on one dataset) for its epochs, interleaved epoch by epoch so a
-    busy machine slows all paths alike; then evaluate each twice (interleaved). Peak memory comes from a short
-    separate process per path (``peak_memory``)."""
+    """Train every run of ``group`` ([model, dataset, path] each) for its epochs, interleaved epoch by epoch so a
+    busy machine slows all runs alike; then evaluate each twice (interleaved). Peak memory comes from a short
+    separate process per run (``peak_memory``)."""
     import torch
 
     torch.set_num_threads(group["threads"])
-    paths = [Path_(p, group["model"], group["dataset"], group["threads"], group["seed"]) for p in group["paths"]]
+    paths = [Path_(p, m, d, group["threads"], group["seed"]) for m, d, p in group["runs"]]
     for _ in range(group["epochs"]):
         for p in paths:
             p.epoch()
@@ -116,19 +118,19 @@ def measure(group: dict) -> list[dict]:
     for p in paths:
         times = p.epoch_seconds[1:] if len(p.epoch_seconds) > 2 else p.epoch_seconds   # the first warms up
         median = statistics.median(times)
-        rows.append({"model": group["model"], "dataset": group["dataset"], "path": p.path, "epochs": group["epochs"],
-                     "threads": group["threads"], "epoch_seconds": p.epoch_seconds, "median_epoch_seconds": median,
+        rows.append({"model": p.model_name, "dataset": p.dataset, "path": p.path, "epochs": group["epochs"],
+                     "group": group["id"], "threads": group["threads"], "epoch_seconds": p.epoch_seconds, "median_epoch_seconds": median,
                      "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test})
-        if group.get("profile") and p.path == "exact":
+        if group.get("profile") and p.path == "exact" and not any("profile" in r for r in rows):
             rows[-1]["profile"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
     return rows
 
 
-def peak_memory(group: dict, path: str) -> float:
-    """Peak resident MB of a fresh process that builds ``path`` and runs 5 training steps and one evaluation."""
+def peak_memory(group: dict, row: dict) -> float:
+    """Peak resident MB of a fresh process that builds ``row``'s run and runs 5 training steps and one evaluation."""
     code = (f"import sys, dataclasses, resource, torch; sys.path.insert(0, {str(ROOT)!r});"
             f"from benchmarks.speed import Path_; torch.set_num_threads({group['threads']});"
-            f"p = Path_({path!r}, {group['model']!r}, {group['dataset']!r}, {group['threads']}, {group['seed']});"
+            f"p = Path_({row['path']!r}, {row['model']!r}, {row['dataset']!r}, {group['threads']}, {group['seed']});"
             f"n = 5 * p.trainer.config.batch_size;"
             f"short = dataclasses.replace(p.split, train=p.split.train.select(torch.arange(min(n, len(p.split.train)))));"
             f"p.trainer._train_epoch(p.model, short, p.optimizer, 0); p.evaluate();"
@@ -161,10 +163,10 @@ def run_group(group: dict) -> list[dict]:
                           text=True)
     if done.returncode:
         error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-        return [{**group, "path": p, "error": error} for p in group["paths"]]
+        return [{"model": m, "dataset": d, "path": p, "error": error} for m, d, p in group["runs"]]
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     for row in rows:
-        row["peak_rss_mb"] = peak_memory(group, row["path"])
+        row["peak_rss_mb"] = peak_memory(group, row)
     return rows
 
 
@@ -199,6 +201,20 @@ def agreement(results: list[dict]) -> list[str]:
     return out
 
 
+def model_ratios(results: list[dict]) -> list[str]:
+    """Each exact row's epoch and evaluation time over SASRec-CE's on the same dataset, measured in the same group."""
+    exact = [r for r in results if r.get("path") == "exact" and "error" not in r]
+    base = {(r["group"], r["dataset"]): r for r in exact if r["model"] == "sasrec-ce"}
+    out = []
+    for r in exact:
+        ref = base.get((r["group"], r["dataset"]))
+        if ref is not None and r is not ref:
+            out.append(f"{r['model']} / sasrec-ce on {r['dataset']} (exact, same process): epoch "
+                       f"{r['median_epoch_seconds'] / ref['median_epoch_seconds']:.2f}x, evaluation "
+                       f"{r['eval_seconds'] / ref['eval_seconds']:.2f}x")
+    return out
+
+
 def write_report(results: list[dict], out: Path) -> dict:
     """The table, the agreement check, every row and provenance, as JSON at ``out``."""
     sys.path.insert(0, str(ROOT))
@@ -206,7 +222,8 @@ def write_report(results: list[dict], out: Path) -> dict:
 
     from seqrec_lib.records import provenance, write_json_atomic
 
-    report = {"table": table(results), "agreement": agreement(results), "rows": results,
+    report = {"table": table(results), "agreement": agreement(results), "model_ratios": model_ratios(results),
+              "rows": results,
               "eager_commit": EAGER_COMMIT, "provenance": provenance(torch.device("cpu")),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     write_json_atomic(out, report)
@@ -221,25 +238,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--agreement", default="sasrec-ce:beauty", help="rows whose padded reference is also run")
+    parser.add_argument("--together", action="store_true", help="all rows in one process, epochs interleaved")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed_cpu.json")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(json.loads(args.measure))))
         return 0
-    results = []
-    for i, spec in enumerate(args.rows.split(",")):
+    runs = []
+    for spec in args.rows.split(","):
         model, dataset = spec.split(":")
         paths = [p for p in args.paths.split(",") if model == "sasrec-ce" or p not in ("bf16", "compile")]
         paths += ["padded"] if spec in args.agreement.split(",") else []       # the switches: SASRec-CE only
-        group = {"model": model, "dataset": dataset, "paths": paths, "epochs": args.epochs, "threads": args.threads,
-                 "seed": args.seed, "profile": i == 0}
-        print(f"running {model} on {dataset}: {', '.join(paths)} ...", flush=True)
+        runs.append([[model, dataset, p] for p in paths])
+    groups = [sum(runs, [])] if args.together else runs
+    results = []
+    for i, group_runs in enumerate(groups):
+        group = {"id": i, "runs": group_runs, "epochs": args.epochs, "threads": args.threads, "seed": args.seed,
+                 "profile": i == 0}
+        print("running " + ", ".join(":".join(r) for r in group_runs) + " ...", flush=True)
         results.extend(run_group(group))
-        print("\n".join(table(results).splitlines()[-len(paths):]), flush=True)
+        print("\n".join(table(results).splitlines()[-len(group_runs):]), flush=True)
         write_report(results, args.out)                     # after every group: nothing lost if cut off
     report = write_report(results, args.out)
-    print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"]))
+    print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"] + report["model_ratios"]))
     for r in results:
         for part, text in r.get("profile", {}).items():
             print(f"\nprofile of the exact path ({r['model']} on {r['dataset']}), {part}:\n{text}")

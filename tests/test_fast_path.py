@@ -11,10 +11,18 @@ import torch.nn.functional as F
 from seqrec_lib.models.fame import Fame, FameConfig
 from seqrec_lib.models.losses import item_cross_entropy
 from seqrec_lib.models.sasrec import SASRec, SASRecConfig
+from seqrec_lib.models import tokens
 from seqrec_lib.models.tokens import TokenLayout
 from tests.helpers import random_batch
 
 N_ITEMS = 40
+
+
+@pytest.fixture(params=[1, 64], ids=["buckets", "one-bucket"])
+def bucket_min_width(request, monkeypatch):
+    """Attention in length buckets of widths 1, 2, 4, 8, W (many buckets), or one bucket of width W."""
+    monkeypatch.setattr(tokens, "BUCKET_MIN_WIDTH", request.param)
+    return request.param
 
 
 def build(kind: str, packed: bool, **kw):
@@ -44,8 +52,9 @@ def loss_and_grads(model, batch, train: bool):
                                      ("fame", {}), ("fame", {"attn_residual": "none", "n_blocks": 3}),
                                      ("fame", {"mixture": "probability", "n_heads": 4})])
 @pytest.mark.parametrize("train", [False, True])
-def test_packed_equals_padded_loss_and_gradients(kind, kw, train):
+def test_packed_equals_padded_loss_and_gradients(kind, kw, train, bucket_min_width):
     batch = random_batch(n_items=N_ITEMS, B=6, L=12, seed=3)
+    assert (len(TokenLayout.from_items(batch.items).buckets) > 2) == (bucket_min_width == 1)
     if kw.get("loss") == "bce":
         g = torch.Generator().manual_seed(0)
         batch = batch.with_negatives(torch.randint(1, N_ITEMS + 1, (6, 12, 1), generator=g) * (batch.targets > 0)[..., None])
@@ -58,7 +67,7 @@ def test_packed_equals_padded_loss_and_gradients(kind, kw, train):
 
 
 @pytest.mark.parametrize("kind", ["sasrec", "fame"])
-def test_packed_states_equal_padded_states_at_real_positions(kind):
+def test_packed_states_equal_padded_states_at_real_positions(kind, bucket_min_width):
     batch = random_batch(n_items=N_ITEMS, B=5, L=12, seed=4)
     real = batch.items > 0
     padded, packed = build(kind, False).eval(), build(kind, True).eval()
@@ -72,7 +81,7 @@ def test_packed_states_equal_padded_states_at_real_positions(kind):
 
 
 @pytest.mark.parametrize("kind", ["sasrec", "fame"])
-def test_last_only_forward_gives_the_full_forward_scores(kind):
+def test_last_only_forward_gives_the_full_forward_scores(kind, bucket_min_width):
     batch = random_batch(n_items=N_ITEMS, B=7, L=12, seed=6)
     model = build(kind, True).eval()
     with torch.no_grad():
@@ -95,6 +104,26 @@ def test_layout_moves_tokens_and_keeps_positions():
     assert layout.last_tokens(x)[:, 0].tolist() == [2, 6, 7]
     dense = TokenLayout.from_items(items, packed=False)
     assert dense.width == 5 and dense.n_tokens == 15
+
+
+def test_length_buckets_partition_the_tokens_and_put_outputs_back(monkeypatch):
+    monkeypatch.setattr(tokens, "BUCKET_MIN_WIDTH", 2)
+    items = torch.tensor([[0, 0, 0, 0, 5, 6], [0, 1, 2, 3, 4, 7], [0, 0, 0, 0, 0, 9], [0, 0, 0, 8, 3, 2]])
+    layout = TokenLayout.from_items(items)                 # lengths 2, 5, 1, 3 → widths 2, 5, 2, 4
+    assert [(rows.tolist(), sub.width) for _, rows, sub in layout.buckets] == [([0, 2], 2), ([3], 4), ([1], 5)]
+    for token_ids, rows, sub in layout.buckets:
+        assert torch.equal(sub.rows, layout.rows[token_ids]) and torch.equal(sub.positions, layout.positions[token_ids])
+        assert torch.equal(sub.sequences, rows)
+        x = layout.from_full(items)[token_ids].float()[:, None]
+        assert torch.equal(sub.unpad(sub.pad(x)), x)
+        padded = sub.pad(x)[..., 0]
+        assert torch.equal(padded, items[rows][:, -sub.width:].float())   # the bucket's window, left-padded
+        assert torch.equal(sub.attention, layout.attention[rows][:, :, -sub.width:, -sub.width:])
+    x = torch.arange(1.0, 12.0)[:, None]                                  # token values 1..11
+    same, = layout.per_bucket(lambda sub, xs: (xs * 1,), x)
+    assert torch.equal(same, x)
+    last, none = layout.per_bucket(lambda sub, xs: (sub.last_tokens(xs), None), x, last_only=True)
+    assert torch.equal(last, layout.last_tokens(x)) and none is None
 
 
 def test_layout_dropout_drops_the_same_elements_in_both_layouts_at_rate_p():

@@ -178,7 +178,8 @@ class Fame(SequentialModel):
         layout = TokenLayout.from_items(batch.items, self.packed and not return_attention)
         out = self.encoder(batch.items, layout, return_attention)
         x = out.states                                                            # [T, d]
-        f, beta, mixed = self.moe(x, layout, return_attention, last_only)         # [Tq, H, d'], [Tq, H, N]
+        f, beta, mixed = layout.per_bucket(lambda bucket, xs: self.moe(xs, bucket, return_attention, last_only),
+                                           x, last_only)                          # [Tq, H, d'], [Tq, H, N]
         if last_only:
             x = layout.last_tokens(x)
         H = self.config.n_heads

@@ -173,7 +173,8 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        y, probs, heads = self.attention(x, layout, return_attention, last_only)
+        y, probs, heads = layout.per_bucket(lambda bucket, xs: self.attention(xs, bucket, return_attention, last_only),
+                                            x, last_only)                               # length buckets
         return self.ffn(y, None if last_only else layout), probs, heads
 
 
