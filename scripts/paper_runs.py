@@ -62,17 +62,12 @@ ML100K_CORE = ("MOJITO", "SASRec-BCE", "SASRec-CE", "TiSASRec")
 
 def ml100k_mojito(profile: Profile) -> list[RunSpec]:
     """Issue 16: the MOJITO table on ML-100K, every row on the same windows, training and Adam β's (0.9, 0.98),
-    both protocols. What the issues need first comes first: the core rows (MOJITO, SASRec-BCE, SASRec-CE,
-    TiSASRec) seed by seed, then the profile's other time baselines at the first seed (issue 13), then MOJITO's
-    four ablations seed by seed, then the other baselines' remaining seeds."""
-    first = profile.seeds[0]
+    both protocols. What issue 16 needs first comes first: the core rows (MOJITO, SASRec-BCE, SASRec-CE,
+    TiSASRec) seed by seed, then MOJITO's four ablations seed by seed, then the profile's other time baselines
+    (issue 13) seed by seed."""
 
     def tier(spec: RunSpec) -> int:
-        if spec.label in ML100K_CORE:
-            return 0
-        if spec.label.startswith("MOJITO ("):
-            return 2
-        return 1 if spec.train_config.seed == first else 3
+        return 0 if spec.label in ML100K_CORE else 1 if spec.label.startswith("MOJITO (") else 2
 
     return sorted(time_specs(profile, "ml-100k", ablations=True), key=tier)
 

@@ -86,7 +86,7 @@ def test_on_smoke_records(tmp_path):
     assert set(paired.index.get_level_values("label")) == {"SASRec-BCE", "MOJITO (w/o long-term)"}
 
 
-def test_the_ml100k_plan_runs_the_core_rows_first_then_the_other_baselines_then_the_ablations():
+def test_the_ml100k_plan_runs_the_core_rows_first_then_the_ablations_then_the_other_baselines():
     spec = importlib.util.spec_from_file_location("paper_runs", ROOT / "scripts" / "paper_runs.py")
     paper_runs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(paper_runs)
@@ -98,8 +98,8 @@ def test_the_ml100k_plan_runs_the_core_rows_first_then_the_other_baselines_then_
     ablations = [f"MOJITO ({name})" for name in ex.MOJITO_ABLATIONS]
     others = [m for m in models if m not in core]
     assert others and [(s.label, s.seed) for s in plan] == (
-        [(label, seed) for seed in (1, 2, 3) for label in core] + [(label, 1) for label in others]
+        [(label, seed) for seed in (1, 2, 3) for label in core]
         + [(label, seed) for seed in (1, 2, 3) for label in ablations]
-        + [(label, seed) for seed in (2, 3) for label in others])
+        + [(label, seed) for seed in (1, 2, 3) for label in others])
     assert {s.dataset for s in plan} == {"ml-100k"} and {s.samples_step for s in plan} == {10}
     assert all([p.mode for p in s.protocols] == ["sampled", "full"] for s in plan)
