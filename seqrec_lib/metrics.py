@@ -55,7 +55,11 @@ def full_ranks(scores: Tensor, targets: Tensor, history: Tensor | tuple[Tensor, 
         scores.index_put_(entries, scores.new_tensor(-math.inf if history_mask == "-inf" else 0.0))
     scores[:, 0] = -math.inf                                              # padding is no candidate
     scores.scatter_(1, targets[:, None], -math.inf)                       # nor is the target itself
-    return (scores > target_scores).sum(1, dtype=torch.int32).long()     # int32 sums are ~4x faster on CPU
+    if n_items >= 2**24:                                                  # counts past fp32's exact integers
+        return (scores > target_scores).sum(1)
+    # scores is ours by now: the comparison written over it as 0.0/1.0 and summed in fp32 (exact below 2^24)
+    # is ~10x faster on a CPU than summing a bool tensor (whose cast to an integer type is a full copy)
+    return torch.gt(scores, target_scores, out=scores).sum(1).long()
 
 
 def sampled_ranks(candidate_scores: Tensor) -> Tensor:
