@@ -357,40 +357,47 @@ def learning_curves_figure(epoch_log: Sequence[Mapping[str, Any]], label: str, d
 
 @_styled
 def runs_curves_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]], str]], dataset: str,
-                       footnote: str | None = None) -> Figure:
-    """Training loss (left) and the validation selection metric (right) per epoch of several runs on one dataset.
+                       footnote: str | None = None, ncols: int = 4) -> Figure:
+    """Learning curves of several runs on one dataset, one column of two panels per row label (the name up to its
+    first comma: "MOJITO (w/o long-term)"), wrapping after ``ncols`` labels: the validation selection metric
+    (upper panel, each run's best epoch starred) and the training loss (lower panel) of each of its runs.
 
-    ``runs``: (name, epoch_log, metric) per run, name starting with its model label (its colour); each run's
-    best epoch is starred. A plateau after the star up to the last epoch is what early stopping waited out."""
-    fig, axes = _figure(1, 2, width=12, height=4.2)
-    ax_loss, ax_val = axes[0]
-    styles = ("-", "--", ":", "-.")
-    seen: dict[str, int] = {}
+    ``runs``: (name, epoch_log, metric) per run, the name "<label>, <what tells its runs apart>" (seed,
+    settings); the colour is the model's. A plateau after the star up to the last epoch is what early stopping
+    waited out."""
+    groups: dict[str, list[tuple[str, Sequence[Mapping[str, Any]], str]]] = {}
     for name, log, metric in runs:
-        label = name.split(" (")[0].split(",")[0]
-        style = styles[seen.setdefault(label, 0) % len(styles)]
-        seen[label] += 1
-        epochs = [int(e["epoch"]) for e in log]
-        values = [e["valid"].get(metric, np.nan) for e in log]
-        c = colour(label)
-        ax_loss.plot(epochs, [e["loss"] for e in log], color=c, ls=style, lw=1.4)
-        ax_val.plot(epochs, values, color=c, ls=style, lw=1.4, label=f"{name}: valid {metric}")
-        if epochs and not np.all(np.isnan(values)):
-            best = int(np.nanargmax(values))
-            ax_val.plot([epochs[best]], [values[best]], marker="*", ms=11, color=c, ls="none")
+        label, _, rest = name.partition(", ")
+        groups.setdefault(label, []).append((rest or label, log, metric))
+    cols = max(1, min(ncols, len(groups)))
+    rows = max(1, -(-len(groups) // cols))
+    fig, axes = _figure(2 * rows, cols, width=4.2 * cols, height=2.4 * 2 * rows)
+    styles = ("-", "--", ":", "-.")
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for i, (label, members) in enumerate(groups.items()):
+        ax_val, ax_loss = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        c = colour(label.split(" (")[0])
+        for j, (rest, log, metric) in enumerate(members):
+            epochs = [int(e["epoch"]) for e in log]
+            values = [e["valid"].get(metric, np.nan) for e in log]
+            ax_val.plot(epochs, values, color=c, ls=styles[j % len(styles)], lw=1.3, label=rest)
+            ax_loss.plot(epochs, [e["loss"] for e in log], color=c, ls=styles[j % len(styles)], lw=1.3)
+            if epochs and not np.all(np.isnan(values)):
+                best = int(np.nanargmax(values))
+                ax_val.plot([epochs[best]], [values[best]], marker="*", ms=10, color=c, ls="none")
+        ax_val.set_title(label, fontsize=10)
+        ax_val.set_ylabel(f"valid {members[0][2]}" if i % cols == 0 else "")
+        ax_loss.set_ylabel("training loss" if i % cols == 0 else "")
+        ax_loss.set_xlabel("epoch")
+        ax_val.legend(fontsize=6.5, loc="lower right")
+        for ax in (ax_val, ax_loss):
+            ax.set_visible(True)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if not runs:
-        _empty(ax_loss)
-        _empty(ax_val)
-    ax_loss.set_title(f"{dataset_title(dataset)}: training loss")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss (mean over batches)")
-    ax_val.set_title(f"{dataset_title(dataset)}: validation metric used for selection (★ best epoch)")
-    ax_val.set_xlabel("epoch")
-    ax_val.set_ylabel("validation metric")
-    if runs:
-        ax_val.legend(fontsize=7, loc="lower right")
-    for ax in (ax_loss, ax_val):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0, 0].set_visible(True)
+        _empty(axes[0, 0])
+    fig.suptitle(f"{dataset_title(dataset)}: validation metric used for selection (★ best epoch) and training loss")
     _footnote(fig, footnote)
     return fig
 

@@ -277,3 +277,20 @@ def test_one_seed_figures_say_small_gaps_are_not_evidence() -> None:
         assert "no seed spread" in " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
     several = plots.head_sweep_figure(_seeded(), datasets=["beauty"])
     assert "no seed spread" not in " ".join(t.get_text() for t in several.texts).replace("\n", " ")
+
+
+def test_runs_curves_one_column_per_row_label_with_the_best_epoch_starred() -> None:
+    def log(peak: int, n: int) -> list[dict]:
+        return [{"epoch": e, "loss": 1.0 / e, "valid": {"NDCG@10": 0.5 - abs(e - peak) / 100}} for e in range(1, n + 1)]
+
+    runs = [("MOJITO, seed 1", log(3, 8), "NDCG@10"), ("MOJITO, seed 2", log(5, 9), "NDCG@10"),
+            ("MOJITO (w/o long-term), seed 1", log(2, 6), "NDCG@10"), ("SASRec-BCE, seed 1", log(4, 7), "NDCG@10")]
+    fig = plots.runs_curves_figure(runs, "ml-100k", ncols=2)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in visible if ax.get_title()]
+    assert titles == ["MOJITO", "MOJITO (w/o long-term)", "SASRec-BCE"] and len(visible) == 6
+    mojito = visible[0]
+    stars = [line for line in mojito.get_lines() if line.get_marker() == "*"]
+    assert sorted(float(s.get_xdata()[0]) for s in stars) == [3.0, 5.0]
+    assert [t.get_text() for t in mojito.get_legend().get_texts()] == ["seed 1", "seed 2"]
+    assert to_hex(stars[0].get_color()) == to_hex(plots.colour("MOJITO"))
