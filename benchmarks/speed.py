@@ -6,17 +6,19 @@ Paths:
 - ``exact``: today's default (position-wise work on the real tokens, fused chunked CE, last-position evaluation);
 - ``bf16``: ``exact`` under bf16 autocast; ``compile``: ``exact`` with ``torch.compile`` of the training loss.
 
-Each row runs in its own process (its own peak memory, a clean import of its package) for ``--epochs`` epochs with
-the same seed and batches; the table has the median seconds per training epoch, steps/s, the full-ranking evaluation
-of all test users, peak resident memory, and the speed-up over the eager row of the same model and dataset. The
-``--together`` measures every row in one process, epoch by epoch in turn, so ratios between models (FAME over
-SASRec-CE) are taken under the same conditions too. The agreement check trains the padded reference (today's code with ``packed=False``: every position computed, the same
-dropout draws) and the exact path for ``--epochs`` epochs and compares their test metrics (≤ 1e-4). A profile of a
-training step and an evaluation of the exact path is kept in the output.
+The paths of each model run in one fresh process (a clean import of each package), interleaved epoch by epoch for
+``--epochs`` epochs with the same seed and batches; ``--together`` puts every row in one process, so ratios between
+models (FAME over SASRec-CE) come from one run too. The table has the median seconds per training epoch, steps/s,
+the full-ranking evaluation of all test users, peak resident memory (a short separate process per row), and the
+speed-up over the eager row of the same model and dataset. The agreement check trains the padded reference (today's
+code with ``packed=False``: every position computed, the same dropout draws) and the exact path for ``--epochs``
+epochs and compares their test metrics (≤ 1e-4). A profile of a training step and an evaluation of the exact path
+is kept in the output.
 
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --threads 2            # all rows (about an hour)
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty --paths eager,exact
-    SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty,fame:beauty --paths exact --together
+    SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty,fame:beauty --paths exact \
+        --together
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def measure(group: dict) -> list[dict]:
         times = p.epoch_seconds[1:] if len(p.epoch_seconds) > 2 else p.epoch_seconds   # the first warms up
         median = statistics.median(times)
         rows.append({"model": p.model_name, "dataset": p.dataset, "path": p.path, "epochs": group["epochs"],
-                     "group": group["id"], "threads": group["threads"], "epoch_seconds": p.epoch_seconds, "median_epoch_seconds": median,
+                     "group": group["id"], "threads": group["threads"], "epoch_seconds": p.epoch_seconds,
+                     "median_epoch_seconds": median,
                      "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test})
         if group.get("profile") and p.path == "exact" and not any("profile" in r for r in rows):
             rows[-1]["profile"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation)

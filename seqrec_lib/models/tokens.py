@@ -191,10 +191,12 @@ class TokenLayout:
             widths.append(widths[-1] * 2)
         widths[-1] = W
         bucket = torch.searchsorted(torch.tensor(widths, device=lengths.device), lengths)    # [B]
-        if bool((bucket == bucket[0]).all()):
-            return [(torch.arange(self.n_tokens, device=self.index.device), torch.arange(B, device=self.index.device), self)]
+        keys = bucket.unique().tolist()
+        if len(keys) <= 1:
+            device = self.index.device
+            return [(torch.arange(self.n_tokens, device=device), torch.arange(B, device=device), self)]
         out = []
-        for k in bucket.unique().tolist():
+        for k in keys:
             member = bucket == k                                                             # [B]
             rows = member.nonzero().squeeze(1)                                               # [B_k]
             tokens = member[token_rows].nonzero().squeeze(1)                                 # [T_k]
