@@ -218,12 +218,14 @@ def model_ratios(results: list[dict]) -> list[str]:
     return out
 
 
-def write_report(results: list[dict], out: Path) -> dict:
-    """The table, the agreement check, every row and provenance, as JSON at ``out``."""
+def write_report(results: list[dict], out: Path, threads: int) -> dict:
+    """The table, the agreement check, every row and provenance (CPU model, ``threads``), as JSON at ``out``."""
     sys.path.insert(0, str(ROOT))
     import torch
 
     from seqrec_lib.records import provenance, write_json_atomic
+
+    torch.set_num_threads(threads)                          # the measured processes' count, for device_name
 
     report = {"table": table(results), "agreement": agreement(results), "model_ratios": model_ratios(results),
               "rows": results,
@@ -236,7 +238,8 @@ def write_report(results: list[dict], out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/speed.py", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="model:dataset,... of " + ", ".join(MODELS))
-    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--paths", help=f"of {', '.join(PATHS)} (default: all, the switches bf16 and compile on "
+                                         "SASRec-CE only; named here, on every row)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -248,11 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         print(json.dumps(measure(json.loads(args.measure))))
         return 0
+    unknown = set(args.paths.split(",") if args.paths else ()) - set(PATHS)
+    if unknown:
+        parser.error(f"--paths: unknown {sorted(unknown)}, expected some of {', '.join(PATHS)}")
     runs = []
     for spec in args.rows.split(","):
         model, dataset = spec.split(":")
-        paths = [p for p in args.paths.split(",") if model == "sasrec-ce" or p not in ("bf16", "compile")]
-        paths += ["padded"] if spec in args.agreement.split(",") else []       # the switches: SASRec-CE only
+        paths = (args.paths.split(",") if args.paths else
+                 [p for p in PATHS if model == "sasrec-ce" or p not in ("bf16", "compile")])
+        paths += ["padded"] if spec in args.agreement.split(",") else []
         runs.append([[model, dataset, p] for p in paths])
     groups = [sum(runs, [])] if args.together else runs
     results = []
@@ -262,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print("running " + ", ".join(":".join(r) for r in group_runs) + " ...", flush=True)
         results.extend(run_group(group))
         print("\n".join(table(results).splitlines()[-len(group_runs):]), flush=True)
-        write_report(results, args.out)                     # after every group: nothing lost if cut off
-    report = write_report(results, args.out)
+        write_report(results, args.out, args.threads)       # after every group: nothing lost if cut off
+    report = write_report(results, args.out, args.threads)
     print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"] + report["model_ratios"]))
     for r in results:
         for part, text in r.get("profile", {}).items():

@@ -70,10 +70,31 @@ def git_commit(path: Path | None = None) -> str | None:
     return sha + ("+dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the instruction sets that decide fp32/bf16 matmul speed, e.g. 'AMD EPYC, AVX512, native
+    bf16: avx512_bf16' (from /proc/cpuinfo where it exists): sessions may land on different CPUs, so speeds and run
+    times are only comparable with this beside them."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            name = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+        if name and flags:
+            break
+    native_bf16 = " ".join(sorted(flags & {"avx512_bf16", "amx_bf16"})) or "none"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16}"
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 CODE_COMMIT = git_commit()

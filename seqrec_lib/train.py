@@ -43,9 +43,11 @@ class TrainConfig:
 
     ``precision``: 'bf16' runs the training forward/backward under bf16 autocast (the fused CE's matmuls in
     bf16, its softmax and loss in fp32); evaluation stays fp32. ``compile``: ``torch.compile`` the training
-    loss (fused kernels round differently, so it is part of the run key). Both are off by default, chosen by
-    measurement on a 2-core AVX2 CPU without native bf16: bf16 made a SASRec-CE epoch ~7x slower, and compile
-    recompiles for every new batch shape (first epoch of a tiny run 462 s against 0.3 s eager).
+    loss (fused kernels round differently, so it is part of the run key). Both are off by default: the default is
+    the exact fp32 path, and neither pays everywhere. bf16 depends on the CPU: ~7x slower on a 2-core AVX2 AMD EPYC
+    without native bf16, 1.36x faster (SASRec-CE on Beauty, 1 thread, contended) on an AVX-512 one with
+    ``avx512_bf16`` (records name the CPU: ``records.cpu_model``); compile recompiles for every new batch shape
+    (first epoch of a tiny run 462 s against 0.3 s eager).
     """
 
     epochs: int = 300
