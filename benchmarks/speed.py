@@ -86,14 +86,21 @@ class Path_:
         self.trainer = train.Trainer(train.TrainConfig(progress=False, seed=seed, **train_settings, **extra))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.steps = -(-len(self.split.train) // train_settings["batch_size"])
+        self.rng = torch.get_rng_state()      # this path's own RNG stream: batch order, dropout seeds, negatives
         self.epoch_seconds: list[float] = []
         self.eval_seconds: list[float] = []
         self.test: dict[str, float] = {}
 
     def epoch(self) -> None:
+        """One training epoch on this path's own RNG stream: paths interleaved in one process draw the same batch
+        orders and dropout seeds as each would alone (one shared global stream would give each path other ones)."""
+        import torch
+
+        torch.set_rng_state(self.rng)
         start = time.perf_counter()
         self.trainer._train_epoch(self.model, self.split, self.optimizer, len(self.epoch_seconds))
         self.epoch_seconds.append(time.perf_counter() - start)
+        self.rng = torch.get_rng_state()
 
     def evaluate(self) -> None:
         start = time.perf_counter()

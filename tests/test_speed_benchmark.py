@@ -1,0 +1,27 @@
+"""The speed benchmark's agreement check compares like with like: paths interleaved in one process each train on
+their own RNG stream (batch order, dropout seeds), as they would alone."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.mark.realdata
+def test_interleaved_paths_draw_the_batches_and_dropout_each_would_draw_alone() -> None:
+    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
+        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    from benchmarks.speed import Path_
+
+    threads = torch.get_num_threads()
+    try:
+        first, second = (Path_("exact", "sasrec-ce", "ml-100k", 1, seed=3) for _ in range(2))
+        for _ in range(2):                                   # interleaved, as benchmarks/speed.py's measure()
+            first.epoch()
+            torch.rand(7)                                    # anything else drawing from the global stream
+            second.epoch()
+    finally:
+        torch.set_num_threads(threads)
+    for (name, a), b in zip(first.model.named_parameters(), second.model.parameters()):
+        assert torch.equal(a, b), name
