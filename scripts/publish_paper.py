@@ -6,6 +6,8 @@ under ``outputs/paper/``:
 - ``results/runs.{csv,md}``: one row per record: label, dataset, seed, the settings that vary between the paper
   units (heads, dropout, learning rate, batch, Adam β2), best epoch / epochs run, median seconds per training
   epoch, the validation metric selection used, test metrics under each protocol, commit, device and date;
+- ``results/table2_so_far.{csv,md}``: the runs on FAME's Table-2 datasets by label and settings, mean ± std over
+  seeds, s/epoch, beside the paper's row of the same model and its ICLRec and FAME rows;
 - ``results/mojito_table.{csv,md}``: the MOJITO table (``seqrec_lib.mojito_table``) over the ML-100K records
   there are so far, mean ± std over seeds, and ``results/mojito_paired.{csv,md}``: MOJITO minus each row, seed by
   seed;
@@ -36,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_runs import PAPER, PLANS, published  # noqa: E402
 
 from seqrec_lib import mojito_table as mt  # noqa: E402
-from seqrec_lib.experiments import results_frame  # noqa: E402
+from seqrec_lib import paper_results  # noqa: E402
+from seqrec_lib.experiments import format_summary, results_frame, summary_table  # noqa: E402
 from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
@@ -92,6 +95,44 @@ def runs_table(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
             "date": (prov.get("date") or "")[:10], "record": record["record_file"],
         })
     return pd.DataFrame(rows)
+
+
+TABLE2_METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
+TABLE2_REFERENCE = ("ICLRec", "FAME")   # the paper's strongest baseline and its FAME row, under each dataset
+
+
+def table2_so_far(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
+    """Our runs on FAME's Table-2 datasets beside the paper's numbers: one row per (dataset, label, settings),
+    mean ± std over seeds of the full-ranking test metrics, the seeds, median s/epoch, and for a model Table 2
+    also has (``paper_results.TABLE2_LABELS``) the paper's NDCG@10 / HR@10 and ours as a share of them; then the
+    paper's ICLRec and FAME rows of each dataset. Empty when no run is on a Table-2 dataset."""
+    on_table = [(r, row) for r, (_, row) in zip(records, frame.iterrows()) if row["dataset"] in
+                paper_results.PAPER_DATASETS and f"test_full_{TABLE2_METRICS[0]}" in row and
+                pd.notna(row[f"test_full_{TABLE2_METRICS[0]}"])]
+    if not on_table:
+        return pd.DataFrame()
+    ours = pd.DataFrame([{**row, "model_label": row["label"], "label": f"{row['label']} ({_settings_text(r)})"}
+                         for r, row in on_table])
+    summary = summary_table(ours, TABLE2_METRICS, protocol="full")
+    text = format_summary(summary, TABLE2_METRICS)
+    valid = format_summary(summary_table(ours, ["NDCG@20"], protocol="full", which="valid"), ["NDCG@20"])
+    rows = []
+    for (dataset, label), cells in text.iterrows():
+        group = ours[(ours["dataset"] == dataset) & (ours["label"] == label)]
+        model = group["model_label"].iloc[0]
+        paper = paper_results.paper_rows_for([model], dataset).get(model)
+        share = {f"ours / paper {m}": f"{summary.loc[(dataset, label), m] / paper[m]:.0%}" if paper else ""
+                 for m in TABLE2_METRICS[:2]}
+        rows.append({"dataset": dataset, "row": label, "valid NDCG@20": valid.loc[(dataset, label), "NDCG@20"],
+                     **cells.to_dict(), "seeds": str(int(summary.loc[(dataset, label), "n_seeds"])),
+                     "s/epoch": f"{group['seconds_per_epoch'].median():.1f}",
+                     **{f"paper {m}": f"{paper[m]:.4f}" if paper else "" for m in TABLE2_METRICS[:2]}, **share})
+    for dataset in dict.fromkeys(ours["dataset"]):
+        for model in TABLE2_REFERENCE:
+            paper = paper_results.paper_row(model, dataset)
+            rows.append({"dataset": dataset, "row": f"{model} (FAME paper, Table 2)", "valid NDCG@20": "",
+                         **{m: f"{paper[m]:.4f}" for m in TABLE2_METRICS}})
+    return pd.DataFrame(rows).astype(object).fillna("").set_index(["dataset", "row"])
 
 
 STATUS_FIELDS = ("n_heads", "n_experts", "wf_init", "attn_residual", "hidden_dropout", "lr", "batch_size")
@@ -152,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                                      "epochs without a better validation metric.")
             save_figure(fig, curves, f"curves_{dataset}")
             plt.close(fig)
+        table2 = table2_so_far(records, frame)
+        if len(table2):
+            save_table(table2, results, "table2_so_far",
+                       note="FAME's Table-2 datasets so far: test metrics under full ranking, history masked, at "
+                            "the epoch with the best validation NDCG@20; mean ± std over the seeds run (one seed: "
+                            "the value alone); s/epoch: median training seconds per epoch (device in runs.md). "
+                            "Paper columns: the same model's row of FAME's Table 2 (its SASRec beside our "
+                            "SASRec-CE), then its ICLRec and FAME rows.")
         ml = frame[frame["dataset"] == "ml-100k"]
         if len(ml) and all(f"test_{p}_{m}" in ml for p in mt.PROTOCOLS for m in mt.METRICS):
             table = mt.format_mojito_table(mt.mojito_table(ml))

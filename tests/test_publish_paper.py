@@ -63,3 +63,24 @@ def test_main_writes_tables_curves_and_status(published):
         assert (out / "figures" / "curves" / f"curves_{dataset}.png").exists()
     status = (out / "results" / "status.md").read_text()
     assert "## beauty-sasrec:" in status and "## ml100k-mojito:" in status
+
+
+def test_table2_so_far_puts_each_run_beside_the_papers_row_of_the_same_model(published):
+    from seqrec_lib import paper_results
+
+    out, _ = published
+    pp = _script()
+    loaded = pp.load_records(out / "records")
+    assert pp.table2_so_far(loaded, ex.results_frame(loaded)).empty          # synthetic: not a Table-2 dataset
+    as_beauty = [{**r, "dataset": "beauty", "label": label} for r, label in zip(loaded, ("SASRec-CE", "MOJITO"))]
+    table = pp.table2_so_far(as_beauty, ex.results_frame(as_beauty))
+    sasrec = table.loc[("beauty", f"SASRec-CE ({pp._settings_text(as_beauty[0])})")]
+    test = as_beauty[0]["metrics"]["test"]["full"]
+    assert sasrec["NDCG@10"] == f"{test['NDCG@10']:.4f}" and sasrec["seeds"] == "1"
+    paper = paper_results.paper_row("SASRec", "beauty")
+    assert sasrec["paper NDCG@10"] == f"{paper['NDCG@10']:.4f}"
+    assert sasrec["ours / paper HR@10"] == f"{test['HR@10'] / paper['HR@10']:.0%}"
+    mojito = table.loc[("beauty", f"MOJITO ({pp._settings_text(as_beauty[1])})")]
+    assert mojito["paper NDCG@10"] == ""                                      # not in Table 2
+    fame = table.loc[("beauty", "FAME (FAME paper, Table 2)")]
+    assert fame["NDCG@10"] == f"{paper_results.paper_row('FAME', 'beauty')['NDCG@10']:.4f}"
