@@ -5,10 +5,14 @@ A unit is one ``RunSpec`` of the ``paper`` profile (FAME units pretrain their SA
 finished record is copied to ``outputs/paper/records/<run folder>.json`` and, with ``--commit``, committed at
 once, so a later session (or machine) skips it. A unit cut off mid-way resumes from its last checkpoint when
 the folder is still there, else starts over: at most one unit is lost. Several processes may run one plan at
-once (one per core, or per GPU): each claims the next unit nobody is running (``claimed.pid`` in its folder).
+once (one per core, or per GPU): each claims the next unit nobody is running (``claimed.pid`` in its folder);
+``--workers N`` starts N such processes (logs ``outputs/paper/logs/<plan>.worker<k>.log``). SIGTERM, or
+``--deadline SECONDS`` (a session's or a lent machine's time), stops every process cleanly: the unit in training
+keeps its finished epochs for the next start, claims are released, the exit status is 0.
 
     SEQREC_DATA_DIR=/path/to/data nohup python scripts/paper_runs.py --plan beauty-sasrec --threads 1 --commit \\
         > outputs/paper/logs/beauty-sasrec.log 2>&1 &
+    SEQREC_DATA_DIR=/path/to/data python scripts/paper_runs.py --plan beauty-sasrec --workers 6 --deadline 500
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +34,7 @@ import torch
 from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, prerequisites, published_record, run, run_dir,
                                     sasrec_ce_spec, time_specs, with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
+from seqrec_lib.train import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "outputs" / "paper"
@@ -134,13 +141,68 @@ def release(folders: list[Path]) -> None:
         (folder / "claimed.pid").unlink(missing_ok=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise TrainingInterrupted(signum)
+
+
+def stop_after(seconds: float) -> threading.Timer:
+    """SIGTERM this process after ``seconds`` (``--deadline``)."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def run_workers(args: argparse.Namespace) -> int:
+    """``args.workers`` processes of this plan, each claiming the next free unit; SIGTERM (the deadline's too) is
+    passed on to each. Returns the worst exit status."""
+    command = [sys.executable, __file__, "--plan", args.plan, "--threads", str(args.threads)]
+    command += (["--commit"] if args.commit else []) + ([] if args.limit is None else ["--limit", str(args.limit)])
+    logs = PAPER / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    workers: list[subprocess.Popen] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: [w.send_signal(signum) for w in workers])
+    try:
+        for k in range(1, args.workers + 1):
+            with open(logs / f"{args.plan}.worker{k}.log", "w") as log:
+                workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+            print(f"worker {k}: pid {workers[-1].pid}, log {logs / f'{args.plan}.worker{k}.log'}", flush=True)
+            time.sleep(1.0)                                 # staggered: each claims its own first unit
+        codes = [w.wait() for w in workers]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"workers finished: exit statuses {codes}", flush=True)
+    return max(codes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/paper_runs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(PLANS), required=True)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--commit", action="store_true", help="git-commit each record as soon as it exists")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many units")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the plan (default 1)")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="stop cleanly after this many seconds (finished epochs kept for the next start)")
     args = parser.parse_args(argv)
+    if args.workers < 1 or (args.deadline is not None and args.deadline <= 0):
+        parser.error(f"--workers must be ≥ 1 and --deadline > 0, got {args.workers} and {args.deadline}")
+    if args.deadline is not None:
+        stop_after(args.deadline)
+    if args.workers > 1:
+        return run_workers(args)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_plan(args)
+    except TrainingInterrupted as stop:
+        kept = (f"{stop.checkpoint} keeps {stop.epochs_saved} finished epoch(s)" if stop.checkpoint and
+                stop.epochs_saved else "no unit had a finished epoch to keep")
+        print(f"stopped by {signal.Signals(stop.signum).name}: {kept}; a later start resumes", flush=True)
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> None:
+    """Train ``args.plan``'s unfinished, unclaimed units in order, publishing (and committing) each record."""
     torch.set_num_threads(args.threads)
     profile = get_profile("paper")
     specs = PLANS[args.plan](profile)[:args.limit]
@@ -177,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
               f" of {record['epochs_run']}, test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f}{also}",
               flush=True)
         if args.commit:
-            commit(target, f"Paper run record: {name}, test NDCG@10 {test['NDCG@10']:.4f}{also} (CPU)")
-    return 0
+            prov = record.get("provenance", {})
+            device = "CPU" if prov.get("device", "cpu") == "cpu" else prov.get("device_name", prov["device"])
+            commit(target, f"Paper run record: {name}, test NDCG@10 {test['NDCG@10']:.4f}{also} ({device})")
 
 
 if __name__ == "__main__":

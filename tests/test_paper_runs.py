@@ -32,3 +32,24 @@ def test_a_unit_is_claimed_once_and_a_dead_claim_is_taken_over(tmp_path):
     assert (folder / "claimed.pid").read_text() == str(os.getpid())
     pr.release([folder])
     assert not (folder / "claimed.pid").exists()
+
+
+def test_a_deadline_stops_the_process_through_the_same_path_as_a_cut_off_run():
+    code = (f"import sys, signal, time; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import paper_runs as pr\n"
+            "signal.signal(signal.SIGTERM, pr._interrupt); pr.stop_after(0.3)\n"
+            "try:\n    time.sleep(20)\nexcept pr.TrainingInterrupted as stop:\n    print('stopped', stop.signum)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"stopped {int(__import__('signal').SIGTERM)}", done.stderr
+
+
+def test_workers_share_a_plan_and_each_logs_apart(tmp_path, monkeypatch):
+    """Two workers on units whose records are committed: each finds them done and exits 0."""
+    import argparse
+
+    pr = _paper_runs()
+    monkeypatch.setattr(pr, "PAPER", tmp_path)              # the logs; the records read are the committed ones
+    args = argparse.Namespace(plan="ml100k-mojito", threads=1, commit=False, limit=2, workers=2)
+    assert pr.run_workers(args) == 0
+    for k in (1, 2):
+        log = (tmp_path / "logs" / f"ml100k-mojito.worker{k}.log").read_text()
+        assert "[1/2] done already" in log and "[2/2] done already" in log
