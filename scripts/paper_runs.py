@@ -28,11 +28,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from seqrec_lib.experiments import (RunSpec, baseline_specs, fame_spec, prerequisites, published_record, run, run_dir,
-                                    sasrec_ce_spec, time_specs, with_overrides)
+from seqrec_lib.experiments import (SELECTION_METRIC, RunSpec, baseline_specs, best_experts, best_heads,
+                                    expert_sweep_specs, fame_spec, head_sweep_specs, prerequisites, published_record,
+                                    run, run_dir, sasrec_ce_spec, table_specs, time_specs, with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
 from seqrec_lib.train import TrainingInterrupted
 
@@ -40,28 +42,92 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "outputs" / "paper"
 
 # Issue 12 step 1: the paper's SASRec-CE setting (docs: dropout 0.5, lr 1e-3, batch 256) and a small search
-# around it on Beauty (dropout, lr, batch), selected on validation NDCG@20. Ordered by what to learn first.
-BEAUTY_SEARCH = (
-    {"attn_dropout": 0.6, "hidden_dropout": 0.6, "lr": 5e-4, "batch_size": 512},   # the strong public logs'
-    {},                                                                  # the paper's setting
-    {"attn_dropout": 0.6, "hidden_dropout": 0.6},
-    {"lr": 5e-4, "batch_size": 512},
-    {"attn_dropout": 0.7, "hidden_dropout": 0.7, "lr": 5e-4, "batch_size": 512},
-    {"attn_dropout": 0.6, "hidden_dropout": 0.6, "lr": 5e-4},
-)
+# around it on Beauty (dropout, lr, batch), selected on validation NDCG@20. Ordered by what to learn first. Each
+# setting is spelt out whole, so the search keeps its units when the profile takes the selected setting.
+SEARCHED = ("attn_dropout", "hidden_dropout", "lr", "batch_size")
+BEAUTY_SEARCH = tuple(dict(zip(SEARCHED, values)) for values in (
+    (0.6, 0.6, 5e-4, 512),      # the strong public logs'
+    (0.5, 0.5, 1e-3, 256),      # the paper's setting
+    (0.6, 0.6, 1e-3, 256),
+    (0.5, 0.5, 5e-4, 512),
+    (0.7, 0.7, 5e-4, 512),
+    (0.6, 0.6, 5e-4, 256),
+))
+STEP3 = ("wf_init", "attn_residual")    # fame.md §10 step 3, frozen in the profile as fame_wf_init / _attn_residual
+
+
+class NotReady(Exception):
+    """A plan whose units follow from choices made on validation by an earlier plan: that plan has unpublished
+    units, or the profile does not hold its choice yet."""
+
+
+def finished_records(plan: str, profile: Profile) -> list[dict[str, Any]]:
+    """The published records of every unit of ``plan``; NotReady while any is missing."""
+    paths = [published(spec, profile) for spec in PLANS[plan](profile)]
+    pending = [p.stem for p in paths if not p.exists()]
+    if pending:
+        raise NotReady(f"plan {plan} has {len(pending)} of {len(paths)} units unpublished ({', '.join(pending)})")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def chosen_on_validation(plan: str, profile: Profile, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``fields`` of the unit of ``plan`` with the best validation NDCG@20 (full ranking)."""
+    best = max(finished_records(plan, profile), key=lambda r: r["metrics"]["valid"]["full"][SELECTION_METRIC])
+    settings = {**best["model_config"], **best["train_config"]}
+    return {f: settings[f] for f in fields}
+
+
+def require_profile_holds(chosen: dict[str, Any], profile: Profile, plan: str) -> None:
+    """NotReady unless the profile's FAME runs use ``chosen`` (the validation choice of ``plan``)."""
+    spec = fame_spec(profile, "beauty", 2, 1, profile.seeds[0])
+    current = {f: getattr(spec.model_config, f, getattr(spec.train_config, f, None)) for f in chosen}
+    if current != chosen:
+        raise NotReady(f"plan {plan} chose {chosen} on validation, the {profile.name!r} profile has {current}: "
+                       f"set it in seqrec_lib/profiles.py (dropout, train, fame_wf_init, fame_attn_residual) first")
 
 
 def beauty_sasrec(profile: Profile) -> list[RunSpec]:
     """SASRec-CE (H = 2) on Beauty: the paper's setting and the search around it, seed 1."""
     base = sasrec_ce_spec(profile, "beauty", 2, profile.seeds[0])
-    return [with_overrides(base, **o) if o else base for o in BEAUTY_SEARCH]
+    return [with_overrides(base, **o) for o in BEAUTY_SEARCH]
 
 
 def beauty_fame_step3(profile: Profile) -> list[RunSpec]:
-    """Issue 12 step 3: FAME w/o MoE at H = 2 on Beauty, wf_init × attn_residual (one pretraining)."""
+    """Issue 12 step 3: FAME w/o MoE at H = 2 on Beauty, wf_init × attn_residual (one pretraining), in the
+    SASRec-CE setting the search selected (which the profile must hold)."""
+    require_profile_holds(chosen_on_validation("beauty-sasrec", profile, SEARCHED), profile, "beauty-sasrec")
     base = fame_spec(profile, "beauty", 2, 1, profile.seeds[0])
     return [with_overrides(base, wf_init=w, attn_residual=r)
             for w in ("block_selector", "random") for r in ("slice", "none")]
+
+
+def _ready_for_sweeps(profile: Profile) -> None:
+    """The search's setting and step 3's choice are in the profile (NotReady otherwise)."""
+    require_profile_holds(chosen_on_validation("beauty-fame-step3", profile, STEP3), profile, "beauty-fame-step3")
+
+
+def beauty_fig5(profile: Profile) -> list[RunSpec]:
+    """Fig. 5 on Beauty: SASRec-CE(H) and FAME w/o MoE(H) for every H of the profile, seed 1."""
+    _ready_for_sweeps(profile)
+    return head_sweep_specs(profile, "beauty")
+
+
+def beauty_fig6(profile: Profile) -> list[RunSpec]:
+    """Fig. 6 on Beauty: FAME(H*, N) for every N, H* = Fig. 5's best FAME w/o MoE on validation."""
+    return expert_sweep_specs(profile, "beauty", best_heads(finished_records("beauty-fig5", profile), "beauty"))
+
+
+def table2_rows(dataset: str) -> Callable[[Profile], list[RunSpec]]:
+    """Table 2's rows on ``dataset`` (SASRec-CE(H*), FAME w/o MoE(H*), FAME(H*, N*), every seed), H* and N* chosen
+    on Beauty's validation by Figs. 5-6 (other datasets use Beauty's unless their own sweeps are run)."""
+
+    def plan(profile: Profile) -> list[RunSpec]:
+        heads = best_heads(finished_records("beauty-fig5", profile), "beauty")
+        experts = best_experts(finished_records("beauty-fig6", profile), "beauty", heads)
+        return table_specs(profile, dataset, heads, experts)
+
+    plan.__doc__ = f"Table 2's rows on {dataset} at Beauty's H* and N*, every seed of the profile."
+    return plan
 
 
 ML100K_CORE = ("MOJITO", "SASRec-BCE", "SASRec-CE", "TiSASRec")
@@ -89,7 +155,14 @@ PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
     "beauty-fame-step3": beauty_fame_step3,
     "ml100k-mojito": ml100k_mojito,
     "beauty-baselines": beauty_baselines,
+    "beauty-fig5": beauty_fig5,
+    "beauty-fig6": beauty_fig6,
+    "beauty-table2": table2_rows("beauty"),
+    "toys-table2": table2_rows("toys"),
+    "sports-table2": table2_rows("sports"),
 }
+"""Every plan. Issue 12's (beauty-sasrec, beauty-fame-step3, beauty-fig5, beauty-fig6, then the table2 ones) each
+follow from the validation choices of the ones before it and raise NotReady until those are made."""
 
 
 def published(spec: RunSpec, profile: Profile) -> Path:
@@ -194,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_plan(args)
+    except NotReady as waiting:
+        print(f"paper_runs.py --plan {args.plan}: not ready: {waiting}", file=sys.stderr)
+        return 2
     except TrainingInterrupted as stop:
         kept = (f"{stop.checkpoint} keeps {stop.epochs_saved} finished epoch(s)" if stop.checkpoint and
                 stop.epochs_saved else "no unit had a finished epoch to keep")

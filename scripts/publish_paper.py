@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_runs import PAPER, PLANS, published  # noqa: E402
+from paper_runs import PAPER, PLANS, NotReady, published  # noqa: E402
 
 from seqrec_lib import mojito_table as mt  # noqa: E402
 from seqrec_lib import paper_results  # noqa: E402
@@ -144,10 +144,17 @@ def spec_settings(spec: Any) -> str:
     return ", ".join(f"{f}={fields[f]}" for f in STATUS_FIELDS if f in fields)
 
 
-def plan_units(profile_name: str = "paper") -> list[tuple[str, Any, Path]]:
-    """(plan, spec, published record path) of every unit of ``paper_runs.py``'s plans, in the order they run."""
+def plan_units(profile_name: str = "paper") -> tuple[list[tuple[str, Any, Path]], dict[str, str]]:
+    """(plan, spec, published record path) of every unit of ``paper_runs.py``'s plans, in the order they run, and
+    plan → why it is not ready yet (its units follow from validation choices still to be made)."""
     profile = get_profile(profile_name)
-    return [(plan, spec, published(spec, profile)) for plan, specs_of in PLANS.items() for spec in specs_of(profile)]
+    units, waiting = [], {}
+    for plan, specs_of in PLANS.items():
+        try:
+            units += [(plan, spec, published(spec, profile)) for spec in specs_of(profile)]
+        except NotReady as why:
+            waiting[plan] = str(why)
+    return units, waiting
 
 
 def plan_order(units: list[tuple[str, Any, Path]]) -> dict[str, int]:
@@ -155,8 +162,8 @@ def plan_order(units: list[tuple[str, Any, Path]]) -> dict[str, int]:
     return {path.stem: i for i, (_, _, path) in reversed(list(enumerate(units)))}
 
 
-def status_page(units: list[tuple[str, Any, Path]]) -> str:
-    """Markdown: per plan, its units in order with published / pending."""
+def status_page(units: list[tuple[str, Any, Path]], waiting: dict[str, str] | None = None) -> str:
+    """Markdown: per plan, its units in order with published / pending; then the plans not ready and why."""
     lines = ["# Paper runs: what is published, what is pending", "",
              "Units of `scripts/paper_runs.py`, in the order they run; a unit is published when its record is "
              "committed under `outputs/paper/records/`.", ""]
@@ -167,6 +174,8 @@ def status_page(units: list[tuple[str, Any, Path]]) -> str:
             lines.append(f"- [{'x' if ok else ' '}] {spec.label} on {spec.dataset}, seed {spec.seed}: "
                          f"{spec_settings(spec)} (`{path.stem}`)")
         lines.append("")
+    for plan, why in (waiting or {}).items():
+        lines += [f"## {plan}: not ready", "", why, ""]
     return "\n".join(lines)
 
 
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PAPER, help="the paper outputs folder (default outputs/paper)")
     args = parser.parse_args(argv)
     records = load_records(args.out / "records")
-    units = plan_units()
+    units, waiting = plan_units()
     order = plan_order(units)
     records.sort(key=lambda r: order.get(Path(r["record_file"]).stem, len(order)))   # plans' order, then the rest
     results, curves = args.out / "results", args.out / "figures" / "curves"
@@ -213,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                            note="MOJITO minus each row, paired by training seed (mean_diff > 0: MOJITO ahead); "
                                 "t and p of the paired t-test need at least 2 seeds.")
     results.mkdir(parents=True, exist_ok=True)
-    (results / "status.md").write_text(status_page(units) + "\n")
+    (results / "status.md").write_text(status_page(units, waiting) + "\n")
     print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md")
     return 0
 

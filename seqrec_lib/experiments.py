@@ -188,9 +188,11 @@ def _train_config(profile: Profile, base: TrainConfig, seed: int) -> TrainConfig
 
 
 def fame_config(profile: Profile, heads: int, experts: int) -> FameConfig:
-    """FAME (N = ``experts``; 1 = FAME w/o MoE) on the profile's backbone with ``heads`` heads."""
+    """FAME (N = ``experts``; 1 = FAME w/o MoE) on the profile's backbone with ``heads`` heads, its W_f
+    initialisation and last-layer residual."""
     return FameConfig(d=profile.d, n_heads=heads, n_experts=experts, max_len=profile.max_len,
-                      attn_dropout=profile.dropout, hidden_dropout=profile.dropout)
+                      attn_dropout=profile.dropout, hidden_dropout=profile.dropout, wf_init=profile.fame_wf_init,
+                      attn_residual=profile.fame_attn_residual)
 
 
 def sasrec_ce_config(profile: Profile, heads: int) -> SASRecConfig:

@@ -56,6 +56,8 @@ class Profile:
     - ``train_overrides``: model name → ``TrainConfig`` fields that model trains with instead, in either
       table (BERT4Rec's longer training, docs/baselines.md §2).
     - ``mojito_ablations``: the MOJITO table also has MOJITO's ablations (``experiments.MOJITO_ABLATIONS``).
+    - ``fame_wf_init`` / ``fame_attn_residual``: FAME's W_f initialisation and last-layer residual (docs/fame.md
+      A5-A6), chosen on validation once (issue 12 step 3) and frozen here for every FAME run of the profile.
     """
 
     name: str
@@ -87,6 +89,8 @@ class Profile:
     time_baselines: tuple[str, ...] = ()
     train_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     mojito_ablations: bool = False
+    fame_wf_init: str = "random"
+    fame_attn_residual: str = "slice"
 
     def __post_init__(self) -> None:
         for name in ("fame_datasets", "time_datasets", "heads", "experts", "seeds"):

@@ -53,3 +53,52 @@ def test_workers_share_a_plan_and_each_logs_apart(tmp_path, monkeypatch):
     for k in (1, 2):
         log = (tmp_path / "logs" / f"ml100k-mojito.worker{k}.log").read_text()
         assert "[1/2] done already" in log and "[2/2] done already" in log
+
+
+def _publish_fake(pr, profile, specs, valid_scores):
+    """Records of ``specs`` with the given validation NDCG@20, where paper_runs reads published records."""
+    import dataclasses
+    import json
+
+    for spec, score in zip(specs, valid_scores):
+        path = pr.published(spec, profile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"metrics": {"valid": {"full": {"NDCG@20": score}}},
+                                    "model_config": dataclasses.asdict(spec.model_config),
+                                    "train_config": dataclasses.asdict(spec.train_config)}))
+
+
+def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path, monkeypatch):
+    import dataclasses
+
+    import pytest
+
+    from seqrec_lib.profiles import get_profile
+
+    pr = _paper_runs()
+    monkeypatch.setattr(pr, "PAPER", tmp_path)
+    paper = get_profile("paper")
+    search = pr.beauty_sasrec(paper)
+    _publish_fake(pr, paper, search[:5], [0.07] * 5)
+    with pytest.raises(pr.NotReady, match="beauty-sasrec has 1 of 6 units unpublished"):
+        pr.beauty_fame_step3(paper)
+    _publish_fake(pr, paper, search, [0.07, 0.08, 0.07, 0.07, 0.07, 0.07])     # the paper's setting wins
+    step3 = pr.beauty_fame_step3(paper)
+    assert [(s.model_config.wf_init, s.model_config.attn_residual) for s in step3] == [
+        ("block_selector", "slice"), ("block_selector", "none"), ("random", "slice"), ("random", "none")]
+    assert {s.train_config.lr for s in step3} == {paper.train.lr}
+    _publish_fake(pr, paper, search, [0.07, 0.07, 0.07, 0.09, 0.07, 0.07])     # lr 5e-4, batch 512 wins
+    with pytest.raises(pr.NotReady, match=r"chose \{.*'lr': 0.0005, 'batch_size': 512\} on validation"):
+        pr.beauty_fame_step3(paper)
+    chosen = dataclasses.replace(paper, train=dataclasses.replace(paper.train, lr=5e-4, batch_size=512))
+    assert pr.beauty_sasrec(chosen) == search                                 # the search keeps its units
+    step3 = pr.beauty_fame_step3(chosen)
+    _publish_fake(pr, chosen, step3, [0.08, 0.07, 0.07, 0.07])                # block_selector + slice wins
+    with pytest.raises(pr.NotReady, match="fame_wf_init"):
+        pr.beauty_fig5(chosen)
+    frozen = dataclasses.replace(chosen, fame_wf_init="block_selector")
+    fig5 = pr.beauty_fig5(frozen)
+    assert {s.model_config.n_heads for s in fig5} == set(frozen.heads)
+    assert all(s.model_config.wf_init == "block_selector" for s in fig5 if s.model == "fame")
+    with pytest.raises(pr.NotReady, match="beauty-fig5 has"):
+        pr.PLANS["beauty-table2"](frozen)
