@@ -33,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def eager_package() -> Path:
 class Path_:
     """One code path of one (model, dataset): its package, split, model, trainer and optimiser."""
 
-    def __init__(self, path: str, model: str, dataset: str, threads: int, seed: int) -> None:
+    def __init__(self, path: str, model: str, dataset: str, threads: int, seed: int, device: str = "cpu") -> None:
         import torch
 
         if path == "eager" and str(eager_package()) not in sys.path:
@@ -76,19 +77,22 @@ class Path_:
         self.evaluation, self.path, self.model_name, self.dataset = mod("evaluation"), path, model, dataset
         name, overrides, train_settings, samples_step = MODELS[model]
         self.split = mod("data.sequences").build_splits(mod("data.loading").load_dataset(dataset), 50,
-                                                         samples_step=samples_step)
+                                                         samples_step=samples_step).to(device)
+        self.device = torch.device(device)
         torch.manual_seed(seed)
         registry, train = mod("models.registry"), mod("train")
-        self.model = registry.build_model(name, self.split, registry.get_entry(name).config(**overrides))
+        self.model = registry.build_model(name, self.split, registry.get_entry(name).config(**overrides)).to(device)
         if path == "padded":
             self.model.packed = False
         extra = {"precision": "bf16"} if path == "bf16" else {"compile": True} if path == "compile" else {}
-        self.trainer = train.Trainer(train.TrainConfig(progress=False, seed=seed, **train_settings, **extra))
+        self.trainer = train.Trainer(train.TrainConfig(progress=False, seed=seed, device=device, **train_settings,
+                                                       **extra))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.steps = -(-len(self.split.train) // train_settings["batch_size"])
-        self.rng = torch.get_rng_state()      # this path's own RNG stream: batch order, dropout seeds, negatives
+        self.rng = self._rng_state()          # this path's own RNG stream: batch order, dropout seeds, negatives
         self.epoch_seconds: list[float] = []
         self.eval_seconds: list[float] = []
+        self.peak_gpu_mb = 0.0                 # on CUDA: the largest allocation peak of this path's epochs/evaluations
         self.test: dict[str, float] = {}
 
     def epoch(self) -> None:
@@ -96,17 +100,44 @@ class Path_:
         orders and dropout seeds as each would alone (one shared global stream would give each path other ones)."""
         import torch
 
-        torch.set_rng_state(self.rng)
-        start = time.perf_counter()
-        self.trainer._train_epoch(self.model, self.split, self.optimizer, len(self.epoch_seconds))
-        self.epoch_seconds.append(time.perf_counter() - start)
-        self.rng = torch.get_rng_state()
+        self._set_rng_state(self.rng)
+        self.epoch_seconds.append(self._timed(lambda: self.trainer._train_epoch(
+            self.model, self.split, self.optimizer, len(self.epoch_seconds))))
+        self.rng = self._rng_state()
 
     def evaluate(self) -> None:
-        start = time.perf_counter()
-        metrics = self.evaluation.evaluate(self.model, self.split, "test", self.evaluation.EvalProtocol())
-        self.eval_seconds.append(time.perf_counter() - start)
+        metrics = {}
+        self.eval_seconds.append(self._timed(lambda: metrics.update(
+            self.evaluation.evaluate(self.model, self.split, "test", self.evaluation.EvalProtocol()))))
         self.test = {k: v for k, v in metrics.items() if k != "n_users"}
+
+    def _timed(self, work: Callable[[], object]) -> float:
+        """Seconds of ``work`` on this path's device (CUDA: synchronised at both ends, allocation peak kept)."""
+        import torch
+
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        work()
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            self.peak_gpu_mb = max(self.peak_gpu_mb, torch.cuda.max_memory_allocated(self.device) / 2**20)
+        return time.perf_counter() - start
+
+    def _rng_state(self) -> tuple:
+        import torch
+
+        return (torch.get_rng_state(),
+                torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+
+    def _set_rng_state(self, state: tuple) -> None:
+        import torch
+
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], self.device)
 
 
 def measure(group: dict) -> list[dict]:
@@ -116,7 +147,7 @@ def measure(group: dict) -> list[dict]:
     import torch
 
     torch.set_num_threads(group["threads"])
-    paths = [Path_(p, m, d, group["threads"], group["seed"]) for m, d, p in group["runs"]]
+    paths = [Path_(p, m, d, group["threads"], group["seed"], group["device"]) for m, d, p in group["runs"]]
     for _ in range(group["epochs"]):
         for p in paths:
             p.epoch()
@@ -130,7 +161,8 @@ def measure(group: dict) -> list[dict]:
         rows.append({"model": p.model_name, "dataset": p.dataset, "path": p.path, "epochs": group["epochs"],
                      "group": group["id"], "threads": group["threads"], "epoch_seconds": p.epoch_seconds,
                      "median_epoch_seconds": median,
-                     "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test})
+                     "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test,
+                     "device": group["device"]} | ({"peak_gpu_mb": p.peak_gpu_mb} if group["device"] != "cpu" else {}))
         if group.get("profile") and p.path == "exact" and not any("profile" in r for r in rows):
             rows[-1]["profile"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
     return rows
@@ -154,7 +186,7 @@ def profile_exact(model, split, optimizer, evaluation) -> dict[str, str]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    batch = split.train.select(torch.arange(min(256, len(split.train))))
+    batch = split.train.select(torch.arange(min(256, len(split.train)), device=split.train.device))
     with profile(activities=[ProfilerActivity.CPU]) as train_prof:
         for _ in range(2):
             loss = model.loss(batch)
@@ -176,12 +208,14 @@ def run_group(group: dict) -> list[dict]:
         return [{"model": m, "dataset": d, "path": p, "error": error} for m, d, p in group["runs"]]
     rows = json.loads(done.stdout.strip().splitlines()[-1])
     for row in rows:
-        row["peak_rss_mb"] = peak_memory(group, row)
+        if group["device"] == "cpu":
+            row["peak_rss_mb"] = peak_memory(group, row)
     return rows
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | dataset | path | s/epoch (median) | steps/s | eval s (all users) | peak MB | threads | "
+    lines = ["| model | dataset | path | s/epoch (median) | steps/s | eval s (all users) | peak MB (CPU: resident, "
+             "CUDA: allocated) | threads | "
              "speed-up vs eager (epoch / eval) |", "|---|---|---|---|---|---|---|---|---|"]
     eager = {(r["model"], r["dataset"]): r for r in results if r["path"] == "eager" and "error" not in r}
     for r in results:
@@ -189,10 +223,11 @@ def table(results: list[dict]) -> str:
             lines.append(f"| {r['model']} | {r['dataset']} | {r['path']} | failed: {r['error'][:80]} | | | | | |")
             continue
         base = eager.get((r["model"], r["dataset"]))
+        peak = r.get("peak_rss_mb", r.get("peak_gpu_mb", float("nan")))
         ratio = (f"{base['median_epoch_seconds'] / r['median_epoch_seconds']:.2f}x / "
                  f"{base['eval_seconds'] / r['eval_seconds']:.2f}x") if base else "-"
         lines.append(f"| {r['model']} | {r['dataset']} | {r['path']} | {r['median_epoch_seconds']:.1f} | "
-                     f"{r['steps_per_second']:.2f} | {r['eval_seconds']:.2f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
+                     f"{r['steps_per_second']:.2f} | {r['eval_seconds']:.2f} | {peak:.0f} | {r['threads']} | "
                      f"{ratio} |")
     return "\n".join(lines)
 
@@ -225,8 +260,9 @@ def model_ratios(results: list[dict]) -> list[str]:
     return out
 
 
-def write_report(results: list[dict], out: Path, threads: int) -> dict:
-    """The table, the agreement check, every row and provenance (CPU model, ``threads``), as JSON at ``out``."""
+def write_report(results: list[dict], out: Path, threads: int, device: str = "cpu") -> dict:
+    """The table, the agreement check, every row and provenance (CPU model, ``threads``; or the GPU), as JSON at
+    ``out``."""
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -236,7 +272,7 @@ def write_report(results: list[dict], out: Path, threads: int) -> dict:
 
     report = {"table": table(results), "agreement": agreement(results), "model_ratios": model_ratios(results),
               "rows": results,
-              "eager_commit": EAGER_COMMIT, "provenance": provenance(torch.device("cpu")),
+              "eager_commit": EAGER_COMMIT, "provenance": provenance(torch.device(device)),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     write_json_atomic(out, report)
     return report
@@ -252,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--agreement", default="sasrec-ce:beauty", help="rows whose padded reference is also run")
     parser.add_argument("--together", action="store_true", help="all rows in one process, epochs interleaved")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where every path trains and evaluates")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed_cpu.json")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -272,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i, group_runs in enumerate(groups):
         group = {"id": i, "runs": group_runs, "epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                 "profile": i == 0}
+                 "profile": i == 0, "device": args.device}
         print("running " + ", ".join(":".join(r) for r in group_runs) + " ...", flush=True)
         results.extend(run_group(group))
         print("\n".join(table(results).splitlines()[-len(group_runs):]), flush=True)
-        write_report(results, args.out, args.threads)       # after every group: nothing lost if cut off
-    report = write_report(results, args.out, args.threads)
+        write_report(results, args.out, args.threads, args.device)     # after every group: nothing lost if cut off
+    report = write_report(results, args.out, args.threads, args.device)
     print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"] + report["model_ratios"]))
     for r in results:
         for part, text in r.get("profile", {}).items():

@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
-# One prepared call of a lent GPU machine (the `run` tool of /work/.library/device): trains the pending units of a
-# paper plan in parallel on the GPU (several processes, each claiming the next unit) until a deadline, then hands
-# back the records and logs through $OUT. Nothing to install: the machine's python3 has torch, pandas, tqdm and
-# matplotlib; the package runs from the working tree (PYTHONPATH) and the data travels in the ignored folder
-# .device_data. A unit cut off by the deadline starts over next time (one per worker at most).
+# One prepared call of a lent GPU machine (the `run` tool of /work/.library/device): trains the pending units of
+# one or more paper plans in parallel on the GPU (per plan, several processes each claiming the next unit) until a
+# deadline, then optionally runs the speed benchmark on the GPU, and hands back records, logs, the finished runs'
+# best weights (a FAME fine-tune here can start from a pretraining done there) and the benchmark's JSON through
+# $OUT. Nothing to install: the machine's python3 has torch, pandas, tqdm and matplotlib; the package runs from the
+# working tree (PYTHONPATH); the data and the benchmark's eager package travel in the ignored folder .device_data.
+# A unit cut off by the deadline starts over next time (one per worker at most).
 #
 #   here, once:   mkdir -p .device_data && cp -r ../shared/data/. .device_data/
-#   device run:   bash scripts/device_paper_runs.sh beauty-sasrec 6 480      (carry [".device_data"], timeout_s 560)
+#                 mkdir -p .device_data/tmp && TMPDIR=$PWD/.device_data/tmp python -c "from benchmarks.speed import eager_package; eager_package()"
+#   device run:   SEQREC_GIT_COMMIT=$(git rev-parse HEAD) BENCH_SECONDS=150 \
+#                   bash scripts/device_paper_runs.sh 330 beauty-sasrec:2 ml100k-mojito:4
+#                 (carry [".device_data"], timeout_s 560; commit first: the records name SEQREC_GIT_COMMIT)
 #   back here:    tar xzf FILES_AT/records.tgz -C outputs/paper && git add outputs/paper/records && git commit
-#                 (each record names its commit, device and date); python scripts/publish_paper.py
+#                 (each record names its commit, device and date); python scripts/publish_paper.py;
+#                 tar xzf FILES_AT/weights.tgz -C outputs/paper/runs (optional)
 #
-# Arguments: PLAN (paper_runs.py --plan), WORKERS (default 6), SECONDS before the clean stop (default 480), and
-# optionally LIMIT (the plan's first LIMIT units only).
+# Arguments: SECONDS before the runs' clean stop, then PLAN:WORKERS for each plan (paper_runs.py --plan).
+# BENCH_SECONDS (optional): after the runs, benchmarks/speed.py --device cuda for at most that many seconds.
 set -u
-plan=${1:?usage: device_paper_runs.sh PLAN [WORKERS] [SECONDS] [LIMIT]}
-workers=${2:-6}
-seconds=${3:-480}
-limit=${4:+--limit $4}
+seconds=${1:?usage: device_paper_runs.sh SECONDS PLAN:WORKERS [PLAN:WORKERS ...]}
+shift
 out=${OUT:?OUT (the folder whose files come back) is not set}
-export SEQREC_DATA_DIR=$PWD/.device_data PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-[ -d "$SEQREC_DATA_DIR" ] || { echo "no .device_data: copy ../shared/data there and carry it" >&2; exit 2; }
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$out/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$out/gpu.txt"
-python3 scripts/paper_runs.py --plan "$plan" --workers "$workers" --deadline "$seconds" $limit 2>&1 | tee "$out/paper_runs.log"
+export SEQREC_DATA_DIR=$PWD/.device_data PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TMPDIR=$PWD/.device_data/tmp
+[ -d "$SEQREC_DATA_DIR/s3rec" ] || { echo "no .device_data: copy ../shared/data there and carry it" >&2; exit 2; }
+git rev-parse HEAD > /dev/null 2>&1 || [ -n "${SEQREC_GIT_COMMIT:-}" ] ||
+  { echo "no git here: name the commit in SEQREC_GIT_COMMIT" >&2; exit 2; }
+mkdir -p "$TMPDIR" outputs/paper/runs
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv > "$out/gpu.txt" 2>&1 ||
+  echo "no nvidia-smi" > "$out/gpu.txt"
+touch "$TMPDIR/started"
+for spec in "$@"; do
+  plan=${spec%%:*}; workers=${spec#*:}
+  python3 scripts/paper_runs.py --plan "$plan" --workers "$workers" --threads 2 --deadline "$seconds" \
+    > "$out/paper_runs.$plan.log" 2>&1 &
+done
+wait
+grep -h "finished in\|not ready\|Error" outputs/paper/logs/*.worker*.log
 python3 scripts/publish_paper.py > /dev/null 2>&1 && cp outputs/paper/results/status.md "$out/status.md"
 tar czf "$out/records.tgz" -C outputs/paper records
 tar czf "$out/logs.tgz" -C outputs/paper logs
+(cd outputs/paper/runs && find . -name result.json -newer "$TMPDIR/started" | sed 's|/result.json||' |
+  while read -r run; do echo "$run/best.pt"; echo "$run/result.json"; done | tar czf "$out/weights.tgz" -T -)
+if [ -n "${BENCH_SECONDS:-}" ]; then
+  timeout "$BENCH_SECONDS" python3 benchmarks/speed.py --device cuda --rows sasrec-ce:beauty,fame:beauty,mojito:ml-100k \
+    --paths eager,exact,bf16 --epochs 3 --threads 2 --out "$out/speed_gpu.json" 2>&1 | grep -v "^ \|^-\|^Name\|^Self"
+fi
 ls -la "$out"

@@ -58,7 +58,8 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def git_commit(path: Path | None = None) -> str | None:
-    """The commit of the working tree at ``path`` (default: this package's), with '+dirty' if modified."""
+    """The commit of the working tree at ``path`` (default: this package's), with '+dirty' if modified. A copy of
+    the tree without git (a lent GPU machine) names its commit in ``SEQREC_GIT_COMMIT``, marked '(copied tree)'."""
     cwd = path or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
@@ -66,7 +67,8 @@ def git_commit(path: Path | None = None) -> str | None:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        copied = os.environ.get("SEQREC_GIT_COMMIT")
+        return f"{copied} (copied tree)" if copied else None
     return sha + ("+dirty" if dirty else "")
 
 
