@@ -58,8 +58,12 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def git_commit(path: Path | None = None) -> str | None:
-    """The commit of the working tree at ``path`` (default: this package's), with '+dirty' if modified. A copy of
-    the tree without git (a lent GPU machine) names its commit in ``SEQREC_GIT_COMMIT``, marked '(copied tree)'."""
+    """The commit of the working tree at ``path`` (default: this package's), with '+dirty' if modified. A copied
+    tree (a lent GPU machine) names its commit in ``SEQREC_GIT_COMMIT``, marked '(copied tree)': the copy's own git
+    may be another commit's (seen there: an older HEAD beside the current files, reported '+dirty')."""
+    copied = os.environ.get("SEQREC_GIT_COMMIT")
+    if copied:
+        return f"{copied} (copied tree)"
     cwd = path or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
@@ -67,8 +71,7 @@ def git_commit(path: Path | None = None) -> str | None:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        copied = os.environ.get("SEQREC_GIT_COMMIT")
-        return f"{copied} (copied tree)" if copied else None
+        return None
     return sha + ("+dirty" if dirty else "")
 
 

@@ -26,6 +26,8 @@ def test_cpu_device_name_carries_the_cpu_model_and_its_matmul_instruction_sets(m
 
 def test_git_commit_of_a_copied_tree_comes_from_the_environment(tmp_path, monkeypatch):
     import seqrec_lib.records as records
+    monkeypatch.setenv("SEQREC_GIT_COMMIT", "abc1234")
+    assert records.git_commit() == "abc1234 (copied tree)"         # over the package's own git work tree too
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))     # tmp_path is no git work tree
     monkeypatch.delenv("SEQREC_GIT_COMMIT", raising=False)
     assert records.git_commit(tmp_path) is None
