@@ -83,7 +83,7 @@ def require_profile_holds(chosen: dict[str, Any], profile: Profile, plan: str) -
     current = {f: getattr(spec.model_config, f, getattr(spec.train_config, f, None)) for f in chosen}
     if current != chosen:
         raise NotReady(f"plan {plan} chose {chosen} on validation, the {profile.name!r} profile has {current}: "
-                       f"set it in seqrec_lib/profiles.py (dropout, train, fame_wf_init, fame_attn_residual) first")
+                       f"set it in seqrec_lib/profiles.py (fame_overrides, fame_wf_init, fame_attn_residual) first")
 
 
 def beauty_sasrec(profile: Profile) -> list[RunSpec]:

@@ -191,7 +191,8 @@ def fame_config(profile: Profile, heads: int, experts: int) -> FameConfig:
     """FAME (N = ``experts``; 1 = FAME w/o MoE) on the profile's backbone with ``heads`` heads, its W_f
     initialisation and last-layer residual."""
     return FameConfig(d=profile.d, n_heads=heads, n_experts=experts, max_len=profile.max_len,
-                      attn_dropout=profile.dropout, hidden_dropout=profile.dropout, wf_init=profile.fame_wf_init,
+                      attn_dropout=profile.fame_dropout("attn_dropout"),
+                      hidden_dropout=profile.fame_dropout("hidden_dropout"), wf_init=profile.fame_wf_init,
                       attn_residual=profile.fame_attn_residual)
 
 
@@ -203,14 +204,14 @@ def sasrec_ce_config(profile: Profile, heads: int) -> SASRecConfig:
 def fame_spec(profile: Profile, dataset: str, heads: int, experts: int, seed: int) -> RunSpec:
     """FAME(H, N) (FAME w/o MoE when N = 1), two-stage, full-ranking protocol."""
     config = fame_config(profile, heads, experts)
-    return RunSpec("fame", dataset, config, _train_config(profile, profile.train, seed), (full_protocol(seed),),
+    return RunSpec("fame", dataset, config, _train_config(profile, profile.fame_train, seed), (full_protocol(seed),),
                    label=label_for("fame", config))
 
 
 def sasrec_ce_spec(profile: Profile, dataset: str, heads: int, seed: int) -> RunSpec:
     """SASRec-CE(H), full-ranking protocol (the "SASRec" series of Fig. 5)."""
-    return RunSpec("sasrec", dataset, sasrec_ce_config(profile, heads), _train_config(profile, profile.train, seed),
-                   (full_protocol(seed),), label=SASREC_CE)
+    return RunSpec("sasrec", dataset, sasrec_ce_config(profile, heads),
+                   _train_config(profile, profile.fame_train, seed), (full_protocol(seed),), label=SASREC_CE)
 
 
 def _time_protocols(profile: Profile, seed: int) -> tuple[EvalProtocol, ...]:

@@ -58,6 +58,9 @@ class Profile:
     - ``mojito_ablations``: the MOJITO table also has MOJITO's ablations (``experiments.MOJITO_ABLATIONS``).
     - ``fame_wf_init`` / ``fame_attn_residual``: FAME's W_f initialisation and last-layer residual (docs/fame.md
       A5-A6), chosen on validation once (issue 12 step 3) and frozen here for every FAME run of the profile.
+    - ``fame_overrides``: ``attn_dropout`` / ``hidden_dropout`` (over ``dropout``) and ``TrainConfig`` fields (over
+      ``train``) for SASRec-CE and FAME only: the setting their search chose on validation (issue 12 step 1). The
+      Table-2 baselines keep ``dropout`` and ``train``, so they neither move with the search nor lose their runs.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Profile:
     mojito_ablations: bool = False
     fame_wf_init: str = "random"
     fame_attn_residual: str = "slice"
+    fame_overrides: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("fame_datasets", "time_datasets", "heads", "experts", "seeds"):
@@ -141,11 +145,25 @@ class Profile:
             if not isinstance(getattr(self, name), tuple) or unknown:
                 raise ValueError(f"Profile {self.name!r}: {name} must be a tuple of registered models, "
                                  f"unknown: {unknown}; known: {sorted(MODELS)}")
+        bad = sorted(set(self.fame_overrides) - train_fields - {"attn_dropout", "hidden_dropout"})
+        if bad:
+            raise ValueError(f"Profile {self.name!r}: fame_overrides takes attn_dropout, hidden_dropout and "
+                             f"TrainConfig fields; unknown: {bad}")
         for model, overrides in self.train_overrides.items():
             bad = sorted(set(overrides) - train_fields)
             if model not in MODELS or bad:
                 raise ValueError(f"Profile {self.name!r}: train_overrides[{model!r}] must name a registered "
                                  f"model and TrainConfig fields; unknown fields: {bad}")
+
+    @property
+    def fame_train(self) -> TrainConfig:
+        """SASRec-CE and FAME training: ``train`` with the ``fame_overrides`` that are TrainConfig fields."""
+        fields = {k: v for k, v in self.fame_overrides.items() if k in TrainConfig.__dataclass_fields__}
+        return dataclasses.replace(self.train, **fields) if fields else self.train
+
+    def fame_dropout(self, kind: str) -> float:
+        """SASRec-CE and FAME's ``kind`` ("attn_dropout" / "hidden_dropout"): ``fame_overrides``, else ``dropout``."""
+        return self.fame_overrides.get(kind, self.dropout)
 
     def train_for(self, model: str, base: TrainConfig) -> TrainConfig:
         """``base`` with the profile's ``train_overrides`` for ``model`` applied."""

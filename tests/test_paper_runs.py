@@ -90,8 +90,9 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
     _publish_fake(pr, paper, search, [0.07, 0.07, 0.07, 0.09, 0.07, 0.07])     # lr 5e-4, batch 512 wins
     with pytest.raises(pr.NotReady, match=r"chose \{.*'lr': 0.0005, 'batch_size': 512\} on validation"):
         pr.beauty_fame_step3(paper)
-    chosen = dataclasses.replace(paper, train=dataclasses.replace(paper.train, lr=5e-4, batch_size=512))
+    chosen = dataclasses.replace(paper, fame_overrides={"lr": 5e-4, "batch_size": 512})
     assert pr.beauty_sasrec(chosen) == search                                 # the search keeps its units
+    assert pr.beauty_baselines(chosen) == pr.beauty_baselines(paper)          # and the baselines theirs
     step3 = pr.beauty_fame_step3(chosen)
     _publish_fake(pr, chosen, step3, [0.08, 0.07, 0.07, 0.07])                # block_selector + slice wins
     with pytest.raises(pr.NotReady, match="fame_wf_init"):
@@ -102,3 +103,20 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
     assert all(s.model_config.wf_init == "block_selector" for s in fig5 if s.model == "fame")
     with pytest.raises(pr.NotReady, match="beauty-fig5 has"):
         pr.PLANS["beauty-table2"](frozen)
+
+
+def test_every_committed_record_is_still_a_unit_of_a_plan():
+    """A change of the paper profile (the search's choice moving into it, say) must not orphan a finished run:
+    each committed record under outputs/paper/records is the published record of some plan's unit."""
+    from seqrec_lib.profiles import get_profile
+
+    pr, profile = _paper_runs(), get_profile("paper")
+    units = set()
+    for name, plan in pr.PLANS.items():
+        try:
+            units |= {pr.published(spec, profile).name for spec in plan(profile)}
+        except pr.NotReady:
+            continue
+    committed = {p.name for p in (ROOT / "outputs" / "paper" / "records").glob("*.json")}
+    assert committed, "no committed records found"
+    assert committed <= units, f"records no plan produces any more: {sorted(committed - units)}"

@@ -65,3 +65,22 @@ def test_invalid_profiles_are_refused_with_the_parameter_named():
     with pytest.raises(ValueError, match="seeds must be a non-empty tuple"):
         dataclasses.replace(smoke, seeds=())
     assert isinstance(smoke, Profile)
+
+
+def test_fame_overrides_move_sasrec_ce_and_fame_but_not_the_baselines():
+    """The search's choice (issue 12 step 1) applies to SASRec-CE and FAME, never to the Table-2 baselines."""
+    from seqrec_lib.experiments import baseline_spec, fame_spec, sasrec_ce_spec
+
+    smoke = get_profile("smoke")
+    chosen = dataclasses.replace(smoke, fame_overrides={"lr": 5e-4, "batch_size": 512, "attn_dropout": 0.6,
+                                                        "hidden_dropout": 0.6})
+    for make in (lambda p: fame_spec(p, "synthetic", 2, 2, 1), lambda p: sasrec_ce_spec(p, "synthetic", 2, 1)):
+        spec = make(chosen)
+        assert (spec.train_config.lr, spec.train_config.batch_size) == (5e-4, 512)
+        assert (spec.model_config.attn_dropout, spec.model_config.hidden_dropout) == (0.6, 0.6)
+        assert spec.train_config.epochs == smoke.train.epochs                # the other fields stay the profile's
+        assert make(smoke) != spec
+    for model in ("gru4rec", "bert4rec", "cl4srec"):
+        assert baseline_spec(chosen, model, "synthetic", 1) == baseline_spec(smoke, model, "synthetic", 1)
+    with pytest.raises(ValueError, match=r"fame_overrides .* unknown: \['dropout'\]"):
+        dataclasses.replace(smoke, fame_overrides={"dropout": 0.6})
