@@ -25,3 +25,13 @@ def test_interleaved_paths_draw_the_batches_and_dropout_each_would_draw_alone() 
         torch.set_num_threads(threads)
     for (name, a), b in zip(first.model.named_parameters(), second.model.parameters()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.realdata
+def test_op_count_counts_a_training_step_of_each_path():
+    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
+        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    from benchmarks.op_count import count_step
+
+    counts = {path: count_step(path, "sasrec-ce", "ml-100k", 16, "cpu") for path in ("padded", "exact")}
+    assert all(c["ops"] > 100 and c["host_reads"] >= 0 for c in counts.values()), counts
