@@ -74,6 +74,11 @@ def _settings_text(record: dict[str, Any]) -> str:
     return ", ".join(f"{'H' if n == 'heads' else n} {v:g}" for n, v in parts if v is not None)
 
 
+def _number_text(value: Any) -> str:
+    """A setting as written in a config: 2, 0.5, 0.0005 (not 2.0000); empty where the model has none."""
+    return "" if value is None else f"{value:g}"
+
+
 def runs_table(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
     """One row per record (``frame``: their ``results_frame``): identity, varying settings, budget, selection
     metric, test metrics, provenance."""
@@ -85,9 +90,9 @@ def runs_table(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
         prov = record.get("provenance", {})
         rows.append({
             "label": row["label"], "dataset": row["dataset"], "seed": row["seed"],
-            **{name: _setting(record, *where) for name, where in SETTINGS.items()},
+            **{name: _number_text(_setting(record, *where)) for name, where in SETTINGS.items()},
             "best / run": f"{row['best_epoch']} / {row['epochs_run']}",
-            "s/epoch": row["seconds_per_epoch"],
+            "s/epoch": f"{row['seconds_per_epoch']:.1f}",
             "selected on": f"valid {selection} ({first_protocol})",
             "valid": row.get(f"valid_{first_protocol}_{selection}"),
             **{c.removeprefix("test_").replace("_", " "): row[c] for c in test_columns},
