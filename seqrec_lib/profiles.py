@@ -287,6 +287,10 @@ PROFILES: dict[str, Profile] = {
         # issue 12 step 1: SASRec-CE's search on Beauty (6 settings, seed 1) chose this on validation NDCG@20
         # (0.0809; the paper's setting 0.0804; outputs/paper/results/table2_so_far.md); SASRec-CE and FAME only
         fame_overrides={"attn_dropout": 0.5, "hidden_dropout": 0.5, "lr": 5e-4, "batch_size": 512},
+        # issue 12 step 3: FAME w/o MoE (H = 2, Beauty, seed 1) chose these on validation NDCG@20 (0.0821; the other
+        # three 0.0805-0.0818)
+        fame_wf_init="block_selector",
+        fame_attn_residual="slice",
     ),
 }
 
