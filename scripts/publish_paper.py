@@ -43,9 +43,12 @@ from seqrec_lib.experiments import format_summary, results_frame, summary_table 
 from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 
-SETTINGS = {"heads": ("model_config", "n_heads"), "dropout": ("model_config", "hidden_dropout", "dropout"),
+SETTINGS = {"heads": ("model_config", "n_heads"), "experts": ("model_config", "n_experts"),
+            "W_f": ("model_config", "wf_init"), "residual": ("model_config", "attn_residual"),
+            "dropout": ("model_config", "hidden_dropout", "dropout"),
             "lr": ("train_config", "lr"), "batch": ("train_config", "batch_size"),
             "beta2": ("model_config", "adam_beta2"), "windows every": ("record", "samples_step")}
+SHORT = {"heads": "H", "experts": "N"}        # in a row's settings text
 
 
 def load_records(folder: Path) -> list[dict[str, Any]]:
@@ -68,15 +71,17 @@ def _setting(record: dict[str, Any], where: str, *fields: str) -> Any:
 
 
 def _settings_text(record: dict[str, Any]) -> str:
-    """The settings that vary between paper units, compactly: "H 2, dropout 0.6, lr 0.0005, batch 512"."""
+    """The settings that vary between paper units, compactly: "H 2, N 1, W_f random, residual slice, dropout 0.6,
+    lr 0.0005, batch 512" (each where the model has it)."""
     parts = [(name, _setting(record, *where)) for name, where in SETTINGS.items()
-             if name in ("heads", "dropout", "lr", "batch")]
-    return ", ".join(f"{'H' if n == 'heads' else n} {v:g}" for n, v in parts if v is not None)
+             if name not in ("beta2", "windows every")]
+    return ", ".join(f"{SHORT.get(n, n)} {_number_text(v)}" for n, v in parts if v is not None)
 
 
 def _number_text(value: Any) -> str:
-    """A setting as written in a config: 2, 0.5, 0.0005 (not 2.0000); empty where the model has none."""
-    return "" if value is None else f"{value:g}"
+    """A setting as written in a config: 2, 0.5, 0.0005 (not 2.0000), a name as it is; empty where the model has
+    none."""
+    return "" if value is None else f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def runs_table(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:

@@ -84,3 +84,17 @@ def test_table2_so_far_puts_each_run_beside_the_papers_row_of_the_same_model(pub
     assert mojito["paper NDCG@10"] == ""                                      # not in Table 2
     fame = table.loc[("beauty", "FAME (FAME paper, Table 2)")]
     assert fame["NDCG@10"] == f"{paper_results.paper_row('FAME', 'beauty')['NDCG@10']:.4f}"
+
+
+def test_table2_so_far_keeps_runs_that_differ_in_fame_choices_apart(published):
+    """Step 3's four FAME w/o MoE runs differ only in wf_init / attn_residual: four rows, not one mean of four."""
+    out, _ = published
+    pp = _script()
+    base = pp.load_records(out / "records")[0]
+    runs = [{**base, "dataset": "beauty", "label": "FAME w/o MoE", "run_id": f"{w}-{r}",
+             "model_config": {**base["model_config"], "n_experts": 1, "wf_init": w, "attn_residual": r}}
+            for w in ("block_selector", "random") for r in ("slice", "none")]
+    table = pp.table2_so_far(runs, ex.results_frame(runs))
+    rows = [row for _, row in table.index if row.startswith("FAME w/o MoE")]
+    assert len(rows) == 4 and all("W_f " in row and "residual " in row for row in rows), rows
+    assert set(table.loc[[("beauty", row) for row in rows], "seeds"]) == {"1"}
