@@ -77,7 +77,9 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
 
     pr = _paper_runs()
     monkeypatch.setattr(pr, "PAPER", tmp_path)
-    paper = get_profile("paper")
+    # the paper profile before any choice moved into it (it now holds the committed searches' choices)
+    paper = dataclasses.replace(get_profile("paper"), fame_overrides={}, fame_wf_init="random",
+                                fame_attn_residual="slice")
     search = pr.beauty_sasrec(paper)
     _publish_fake(pr, paper, search[:5], [0.07] * 5)
     with pytest.raises(pr.NotReady, match="beauty-sasrec has 1 of 6 units unpublished"):
