@@ -6,13 +6,16 @@ finished record is copied to ``outputs/paper/records/<run folder>.json`` and, wi
 once, so a later session (or machine) skips it. A unit cut off mid-way resumes from its last checkpoint when
 the folder is still there, else starts over: at most one unit is lost. Several processes may run one plan at
 once (one per core, or per GPU): each claims the next unit nobody is running (``claimed.pid`` in its folder);
-``--workers N`` starts N such processes (logs ``outputs/paper/logs/<plan>.worker<k>.log``). SIGTERM, or
+``--workers N`` starts N such processes (logs ``outputs/paper/logs/<plan>.worker<k>.log``), in rounds until every
+unit of the plan is published; several plans (``--plan a b``) run in order, each to its end. SIGTERM, or
 ``--deadline SECONDS`` (a session's or a lent machine's time), stops every process cleanly: the unit in training
 keeps its finished epochs for the next start, claims are released, the exit status is 0.
 
     SEQREC_DATA_DIR=/path/to/data nohup python scripts/paper_runs.py --plan beauty-sasrec --threads 1 --commit \\
         > outputs/paper/logs/beauty-sasrec.log 2>&1 &
     SEQREC_DATA_DIR=/path/to/data python scripts/paper_runs.py --plan beauty-sasrec --workers 6 --deadline 500
+    SEQREC_DATA_DIR=/path/to/data nohup python scripts/paper_runs.py --plan beauty-fig5 beauty-fig6 beauty-table2 \\
+        --workers 2 --commit > outputs/paper/logs/chain.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -227,14 +230,20 @@ def stop_after(seconds: float) -> threading.Timer:
 
 
 def run_workers(args: argparse.Namespace) -> int:
-    """``args.workers`` processes of this plan, each claiming the next free unit; SIGTERM (the deadline's too) is
-    passed on to each. Returns the worst exit status."""
+    """``args.workers`` processes of ``args.plan``, each claiming the next free unit; SIGTERM (the deadline's too)
+    is passed on to each. Returns the worst exit status."""
     command = [sys.executable, __file__, "--plan", args.plan, "--threads", str(args.threads)]
     command += (["--commit"] if args.commit else []) + ([] if args.limit is None else ["--limit", str(args.limit)])
     logs = PAPER / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workers: list[subprocess.Popen] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: [w.send_signal(signum) for w in workers])
+
+    def pass_on(signum: int, frame: object) -> None:
+        STOPPED.set()
+        for w in workers:
+            w.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, pass_on)
     try:
         for k in range(1, args.workers + 1):
             with open(logs / f"{args.plan}.worker{k}.log", "w") as log:
@@ -248,9 +257,42 @@ def run_workers(args: argparse.Namespace) -> int:
     return max(codes)
 
 
+STOPPED = threading.Event()
+"""Set when SIGTERM reached ``run_workers``: no further round or plan starts."""
+
+
+def pending(plan: str, profile: Profile, limit: int | None = None) -> list[Path]:
+    """The published-record paths of ``plan``'s (first ``limit``) units that have none yet (NotReady while the
+    plan waits for another's choices)."""
+    return [path for path in (published(spec, profile) for spec in PLANS[plan](profile)[:limit]) if not path.exists()]
+
+
+def run_plans_with_workers(args: argparse.Namespace) -> int:
+    """``args.plans`` in order, each finished before the next starts: rounds of ``run_workers`` while a round
+    publishes something (a worker skips a unit whose pretraining another is running; the next round takes it).
+    Stops at a plan that is not ready (2), a failing round, a round that published nothing, or SIGTERM."""
+    profile = get_profile("paper")
+    for plan in args.plans:
+        while not STOPPED.is_set():
+            try:
+                left = pending(plan, profile, args.limit)
+            except NotReady as waiting:
+                print(f"paper_runs.py --plan {plan}: not ready: {waiting}", file=sys.stderr, flush=True)
+                return 2
+            if not left:
+                print(f"plan {plan}: every unit published", flush=True)
+                break
+            print(f"plan {plan}: {len(left)} unit(s) to run", flush=True)
+            code = run_workers(argparse.Namespace(**{**vars(args), "plan": plan}))
+            if code or STOPPED.is_set() or len(pending(plan, profile, args.limit)) == len(left):
+                return code
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/paper_runs.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--plan", choices=sorted(PLANS), required=True)
+    parser.add_argument("--plan", dest="plans", nargs="+", choices=sorted(PLANS), required=True,
+                        help="one or more plans, run in order (each to its end before the next)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--commit", action="store_true", help="git-commit each record as soon as it exists")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many units")
@@ -263,10 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.deadline is not None:
         stop_after(args.deadline)
     if args.workers > 1:
-        return run_workers(args)
+        return run_plans_with_workers(args)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run_plan(args)
+        for args.plan in args.plans:
+            run_plan(args)
     except NotReady as waiting:
         print(f"paper_runs.py --plan {args.plan}: not ready: {waiting}", file=sys.stderr)
         return 2

@@ -55,6 +55,34 @@ def test_workers_share_a_plan_and_each_logs_apart(tmp_path, monkeypatch):
         assert "[1/2] done already" in log and "[2/2] done already" in log
 
 
+def test_plans_run_in_order_in_rounds_until_each_is_published(monkeypatch):
+    """--plan a b c with workers: rounds of a until all its units are published, then b; c not ready → 2; a round
+    that publishes nothing ends the chain (a unit failing again and again is not retried forever)."""
+    import argparse
+
+    pr = _paper_runs()
+    left, rounds = {"a": 3, "b": 1}, []
+
+    def fake_pending(plan, profile, limit=None):
+        if plan == "c":
+            raise pr.NotReady("c waits for b's choices")
+        return [Path(f"{plan}{k}.json") for k in range(left[plan])]
+
+    def two_units_a_round(args):
+        rounds.append(args.plan)
+        left[args.plan] -= min(2, left[args.plan])
+        return 0
+
+    monkeypatch.setattr(pr, "pending", fake_pending)
+    monkeypatch.setattr(pr, "run_workers", two_units_a_round)
+    args = argparse.Namespace(plans=["a", "b", "c"], workers=2, threads=1, commit=False, limit=None)
+    assert pr.run_plans_with_workers(args) == 2
+    assert rounds == ["a", "a", "b"]
+    left["a"], rounds[:] = 1, []
+    monkeypatch.setattr(pr, "run_workers", lambda args: rounds.append(args.plan) or 0)    # publishes nothing
+    assert pr.run_plans_with_workers(args) == 0 and rounds == ["a"]
+
+
 def _publish_fake(pr, profile, specs, valid_scores):
     """Records of ``specs`` with the given validation NDCG@20, where paper_runs reads published records."""
     import dataclasses
