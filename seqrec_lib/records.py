@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .blas import mkl_path
+
 _PACKAGES = ("seqrec_lib", "torch", "numpy", "pandas", "pyarrow", "matplotlib", "papermill")
 
 
@@ -99,7 +101,7 @@ def cpu_model() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, {mkl_path()})"
 
 
 CODE_COMMIT = git_commit()
