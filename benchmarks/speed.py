@@ -186,7 +186,9 @@ def profile_exact(model, split, optimizer, evaluation) -> dict[str, str]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    batch = split.train.select(torch.arange(min(256, len(split.train)), device=split.train.device))
+    from seqrec_lib.train import training_batch
+
+    batch = training_batch(model, split, torch.arange(min(256, len(split.train)), device=split.train.device))
     with profile(activities=[ProfilerActivity.CPU]) as train_prof:
         for _ in range(2):
             loss = model.loss(batch)

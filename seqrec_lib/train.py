@@ -24,8 +24,10 @@ from typing import Any, Callable, Literal, NoReturn, get_args, get_origin, get_t
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
+from .batch import Batch
 from .data.sequences import SplitData, data_fingerprint
 from .evaluation import EvalProtocol, evaluate
 from .models.base import SequentialModel
@@ -212,6 +214,17 @@ def _metric_key(protocol: EvalProtocol) -> str:
     return protocol.mode if protocol.history_mask == "-inf" else f"{protocol.mode}:{protocol.history_mask}"
 
 
+def training_batch(model: SequentialModel, split: SplitData, rows: Tensor) -> Batch:
+    """The training sequences ``rows`` of ``split.train``, with the negatives [B, L, K] the model's loss needs
+    (K = ``model.n_negatives``; none for a full cross-entropy), drawn outside each user's valid history."""
+    batch = split.train.select(rows)
+    if model.n_negatives:
+        exclude = split.valid_history.mask(batch.users, split.n_items)
+        batch = batch.with_negatives(sample_negatives(batch.targets, split.n_items, model.n_negatives,
+                                                      exclude=exclude))
+    return batch
+
+
 class Trainer:
     """Fits any ``SequentialModel`` on a ``SplitData``; selection on the first protocol's metric."""
 
@@ -235,11 +248,7 @@ class Trainer:
         loss_of = torch.compile(model.loss, dynamic=True) if cfg.compile else model.loss
         autocast = torch.autocast(train.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         for start in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not show):
-            batch = train.select(order[start:start + cfg.batch_size])
-            if model.n_negatives:
-                exclude = split.valid_history.mask(batch.users, split.n_items)
-                batch = batch.with_negatives(sample_negatives(batch.targets, split.n_items, model.n_negatives,
-                                                              exclude=exclude))
+            batch = training_batch(model, split, order[start:start + cfg.batch_size])
             with autocast:
                 loss = loss_of(batch)
             optimizer.zero_grad(set_to_none=True)

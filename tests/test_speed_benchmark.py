@@ -35,3 +35,19 @@ def test_op_count_counts_a_training_step_of_each_path():
 
     counts = {path: count_step(path, "sasrec-ce", "ml-100k", 16, "cpu") for path in ("padded", "exact")}
     assert all(c["ops"] > 100 and c["host_reads"] >= 0 for c in counts.values()), counts
+
+
+@pytest.mark.realdata
+def test_the_profile_of_a_model_with_sampled_negatives_runs():
+    """The benchmark profiles the first exact row: a training step of a BCE model needs the trainer's negatives."""
+    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
+        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    from benchmarks.speed import Path_, profile_exact
+
+    threads = torch.get_num_threads()
+    try:
+        p = Path_("exact", "sasrec-bce", "ml-100k", 1, seed=1)
+        tables = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
+    finally:
+        torch.set_num_threads(threads)
+    assert "aten::" in tables["train_step"] and "aten::" in tables["evaluation"]
