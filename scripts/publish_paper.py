@@ -11,6 +11,8 @@ under ``outputs/paper/``:
 - ``results/mojito_table.{csv,md}``: the MOJITO table (``seqrec_lib.mojito_table``) over the ML-100K records
   there are so far, mean ± std over seeds, and ``results/mojito_paired.{csv,md}``: MOJITO minus each row, seed by
   seed;
+- ``results/table2_paired.{csv,md}``: once Table 2's plans have a FAME row, FAME minus SASRec-CE and FAME w/o MoE,
+  seed by seed, per dataset;
 - ``figures/curves/curves_<dataset>.{png,pdf}``: every run's training loss and validation curve;
 - ``results/status.md``: per plan of ``paper_runs.py``, which units are published and which are pending.
 
@@ -145,6 +147,17 @@ def table2_so_far(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.Data
     return pd.DataFrame(rows).astype(object).fillna("").set_index(["dataset", "row"])
 
 
+def table2_paired(records: list[dict[str, Any]], frame: pd.DataFrame, stems: set[str]) -> pd.DataFrame:
+    """FAME minus every other row of the Table-2 plans (SASRec-CE, FAME w/o MoE), paired by training seed, per
+    dataset (``mojito_table.paired_comparison``). Only the records named in ``stems`` (the published records of
+    the ``*-table2`` plans) count: there each label has one setting, so a seed names one run; elsewhere (the
+    search, Fig. 5) a label has many. Empty until a FAME row exists."""
+    rows = frame[[Path(r["record_file"]).stem in stems for r in records]]
+    if rows.empty or "FAME" not in set(rows["label"]):
+        return pd.DataFrame()
+    return mt.paired_comparison(rows, reference="FAME", metrics=TABLE2_METRICS, protocols=("full",))
+
+
 STATUS_FIELDS = ("n_heads", "n_experts", "wf_init", "attn_residual", "hidden_dropout", "lr", "batch_size")
 
 
@@ -220,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
                             "the value alone); s/epoch: median training seconds per epoch (device in runs.md). "
                             "Paper columns: the same model's row of FAME's Table 2 (its SASRec beside our "
                             "SASRec-CE), then its ICLRec and FAME rows.")
+        pairs = table2_paired(records, frame, {path.stem for plan, _, path in units if plan.endswith("-table2")})
+        if len(pairs):
+            save_table(pairs, results, "table2_paired",
+                       note="Table 2's rows: FAME minus each other row, paired by training seed (mean_diff > 0: "
+                            "FAME ahead), test metrics under full ranking; t and p of the paired t-test need at "
+                            "least 2 seeds.")
         ml = frame[frame["dataset"] == "ml-100k"]
         if len(ml) and all(f"test_{p}_{m}" in ml for p in mt.PROTOCOLS for m in mt.METRICS):
             table = mt.format_mojito_table(mt.mojito_table(ml))

@@ -98,3 +98,27 @@ def test_table2_so_far_keeps_runs_that_differ_in_fame_choices_apart(published):
     rows = [row for _, row in table.index if row.startswith("FAME w/o MoE")]
     assert len(rows) == 4 and all("W_f " in row and "residual " in row for row in rows), rows
     assert set(table.loc[[("beauty", row) for row in rows], "seeds"]) == {"1"}
+
+
+def test_table2_paired_pairs_fame_with_each_row_by_seed_over_the_table2_runs_only(published):
+    out, _ = published
+    pp = _script()
+    base = pp.load_records(out / "records")[0]
+    full = base["metrics"]["test"]["full"]
+
+    def run(label, seed, ndcg, stem):
+        metrics = {**base["metrics"], "test": {**base["metrics"]["test"], "full": {**full, "NDCG@10": ndcg}}}
+        return {**base, "dataset": "beauty", "label": label, "seed": seed, "metrics": metrics,
+                "record_file": f"{stem}.json", "run_id": stem}
+
+    fame, sasrec = [0.060, 0.058, 0.061], [0.058, 0.059, 0.057]
+    runs = ([run("FAME", s, v, f"fame-{s}") for s, v in zip((1, 2, 3), fame)]
+            + [run("SASRec-CE", s, v, f"sasrec-{s}") for s, v in zip((1, 2, 3), sasrec)]
+            + [run("SASRec-CE", 1, 0.5, "sasrec-fig5")])                    # a Fig. 5 run: not a Table-2 unit
+    stems = {f"{m}-{s}" for m in ("fame", "sasrec") for s in (1, 2, 3)}
+    pairs = pp.table2_paired(runs, ex.results_frame(runs), stems)
+    row = pairs.loc[("beauty", "SASRec-CE", "full", "NDCG@10")]
+    diffs = [f - s for f, s in zip(fame, sasrec)]
+    assert row["pairs"] == 3 and row["ahead"] == 2
+    assert row["mean_diff"] == pytest.approx(sum(diffs) / 3)
+    assert pp.table2_paired(runs[3:], ex.results_frame(runs[3:]), stems).empty     # no FAME row yet
