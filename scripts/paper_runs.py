@@ -246,7 +246,9 @@ def run_workers(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, pass_on)
     try:
         for k in range(1, args.workers + 1):
-            with open(logs / f"{args.plan}.worker{k}.log", "w") as log:
+            with open(logs / f"{args.plan}.worker{k}.log", "a") as log:      # a later round appends
+                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}: worker {k} of {args.workers}\n")
+                log.flush()
                 workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
             print(f"worker {k}: pid {workers[-1].pid}, log {logs / f'{args.plan}.worker{k}.log'}", flush=True)
             time.sleep(1.0)                                 # staggered: each claims its own first unit
