@@ -35,6 +35,7 @@ profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
 address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster
+datasets = ""             # comma-separated subset of the profile's FAME datasets (e.g. "beauty"); "": all
 
 # %%
 # %matplotlib inline
@@ -50,13 +51,14 @@ P = get_profile(profile)
 OUT = Path(outputs) / P.name
 FIGURES, RESULTS = OUT / "figures", OUT / "results"
 ROOT = experiments.runs_root(P, outputs)          # one folder per training run; finished runs are read back
-print(f"profile {P.name!r}: {P.description}")
+DATASETS = P.fame_subset(datasets)
+print(f"profile {P.name!r}: {P.description}; FAME datasets here: {', '.join(DATASETS)}")
 
 # %%
-specs = [spec for dataset in P.fame_datasets for spec in experiments.head_sweep_specs(P, dataset)]
+specs = [spec for dataset in DATASETS for spec in experiments.head_sweep_specs(P, dataset)]
 records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
-best = {dataset: experiments.best_heads(records, dataset) for dataset in P.fame_datasets}
+best = {dataset: experiments.best_heads(records, dataset) for dataset in DATASETS}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]
 print("H* (best validation NDCG@20 of FAME w/o MoE):", best)
 
@@ -79,7 +81,7 @@ table.unstack("label")
 # Top row NDCG@20, bottom row HR@20, one column per dataset; the grey band marks H* chosen on validation.
 
 # %%
-fig = plots.head_sweep_figure(frame, datasets=P.fame_datasets, protocol_text=protocol_text, best_heads=best)
+fig = plots.head_sweep_figure(frame, datasets=DATASETS, protocol_text=protocol_text, best_heads=best)
 plots.save_figure(fig, FIGURES, "fig5_head_sweep")
 fig
 

@@ -33,6 +33,7 @@ profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
 address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster
+datasets = ""             # comma-separated subset of the profile's FAME datasets (e.g. "beauty"); "": all
 
 # %%
 # %matplotlib inline
@@ -48,16 +49,17 @@ P = get_profile(profile)
 OUT = Path(outputs) / P.name
 FIGURES, RESULTS = OUT / "figures", OUT / "results"
 ROOT = experiments.runs_root(P, outputs)          # one folder per training run; finished runs are read back
-print(f"profile {P.name!r}: {P.description}")
+DATASETS = P.fame_subset(datasets)
+print(f"profile {P.name!r}: {P.description}; FAME datasets here: {', '.join(DATASETS)}")
 
 # %%
-head_specs = [spec for dataset in P.fame_datasets for spec in experiments.head_sweep_specs(P, dataset)]
+head_specs = [spec for dataset in DATASETS for spec in experiments.head_sweep_specs(P, dataset)]
 head_records = experiments.run_many(head_specs, P, ROOT, executor=executor, address=address)   # read back from 02
-heads = {dataset: experiments.best_heads(head_records, dataset) for dataset in P.fame_datasets}
-specs = [spec for dataset in P.fame_datasets for spec in experiments.expert_sweep_specs(P, dataset, heads[dataset])]
+heads = {dataset: experiments.best_heads(head_records, dataset) for dataset in DATASETS}
+specs = [spec for dataset in DATASETS for spec in experiments.expert_sweep_specs(P, dataset, heads[dataset])]
 records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
-experts = {dataset: experiments.best_experts(records, dataset, heads[dataset]) for dataset in P.fame_datasets}
+experts = {dataset: experiments.best_experts(records, dataset, heads[dataset]) for dataset in DATASETS}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]
 print("H*:", heads, " N* (best validation NDCG@20 of FAME at H*):", experts)
 
@@ -98,7 +100,7 @@ plots.save_table(table, RESULTS, "expert_sweep",
 table
 
 # %%
-fig = plots.expert_sweep_figure(frame, reference, heads=heads, datasets=P.fame_datasets,
+fig = plots.expert_sweep_figure(frame, reference, heads=heads, datasets=DATASETS,
                                 protocol_text=protocol_text, best_experts=experts, baseline=baseline)
 plots.save_figure(fig, FIGURES, "fig6_expert_sweep")
 fig

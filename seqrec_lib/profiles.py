@@ -170,6 +170,16 @@ class Profile:
         overrides = self.train_overrides.get(model, {})
         return dataclasses.replace(base, **overrides) if overrides else base
 
+    def fame_subset(self, datasets: str) -> tuple[str, ...]:
+        """The FAME datasets a notebook's ``datasets`` parameter names: comma-separated names, each one of
+        ``fame_datasets``; "" means all of them (in the profile's order)."""
+        names = tuple(dict.fromkeys(d.strip() for d in datasets.split(",") if d.strip()))
+        unknown = [d for d in names if d not in self.fame_datasets]
+        if unknown:
+            raise ValueError(f"datasets={datasets!r}: {unknown} not in profile {self.name!r}'s FAME datasets "
+                             f"{list(self.fame_datasets)} (comma-separated names, or \"\" for all)")
+        return names or self.fame_datasets
+
     @property
     def datasets(self) -> tuple[str, ...]:
         """Every dataset the profile trains on, FAME's first, without duplicates."""

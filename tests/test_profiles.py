@@ -84,3 +84,12 @@ def test_fame_overrides_move_sasrec_ce_and_fame_but_not_the_baselines():
         assert baseline_spec(chosen, model, "synthetic", 1) == baseline_spec(smoke, model, "synthetic", 1)
     with pytest.raises(ValueError, match=r"fame_overrides .* unknown: \['dropout'\]"):
         dataclasses.replace(smoke, fame_overrides={"dropout": 0.6})
+
+
+def test_fame_subset_reads_the_notebooks_datasets_parameter():
+    paper = get_profile("paper")
+    assert paper.fame_subset("") == paper.fame_datasets
+    assert paper.fame_subset("beauty") == ("beauty",)
+    assert paper.fame_subset(" toys, beauty,toys ") == ("toys", "beauty")
+    with pytest.raises(ValueError, match=r"datasets='ml-100k': \['ml-100k'\] not in profile 'paper'"):
+        paper.fame_subset("ml-100k")
