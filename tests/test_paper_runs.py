@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -150,3 +152,18 @@ def test_every_committed_record_is_still_a_unit_of_a_plan():
     committed = {p.name for p in (ROOT / "outputs" / "paper" / "records").glob("*.json")}
     assert committed, "no committed records found"
     assert committed <= units, f"records no plan produces any more: {sorted(committed - units)}"
+
+
+@pytest.mark.realdata
+def test_fame_start_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
+    """scripts/fame_start.py reads pretrainings from the run folders; where there are none it says so per row."""
+    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "s3rec").exists():
+        pytest.skip("the S3-Rec files are not under SEQREC_DATA_DIR")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("fame_start", ROOT / "scripts" / "fame_start.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "PAPER", tmp_path)
+    assert module.main(["--plan", "beauty-fig5"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| beauty")]
+    assert len(rows) == 5 and all("no checkpoint at" in row for row in rows), rows
