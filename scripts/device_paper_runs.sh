@@ -18,7 +18,9 @@
 #                 tar xzf FILES_AT/weights.tgz -C outputs/paper/runs (optional), likewise unfinished-*.tgz (the
 #                 cut-off units' last checkpoints: paper_runs.py resumes them here)
 #
-# Arguments: SECONDS before the runs' clean stop, then PLAN:WORKERS for each plan (paper_runs.py --plan).
+# Arguments: SECONDS before the runs' clean stop, then PLAN:WORKERS for each plan (paper_runs.py --plan); a PLAN of the
+# form a+b+c is a chain: its plans run one after the other (beauty-fig6+beauty-table2:6: Fig. 6, then Table 2's rows
+# at the H* and N* it chose), plans given apart run at the same time.
 # BENCH_SECONDS (optional): after the runs, benchmarks/speed.py --device cuda for at most that many seconds.
 set -u
 seconds=${1:?usage: device_paper_runs.sh SECONDS PLAN:WORKERS [PLAN:WORKERS ...]}
@@ -35,8 +37,9 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv > "$
 touch "$TMPDIR/started"
 for spec in "$@"; do
   plan=${spec%%:*}; workers=${spec#*:}
-  python3 scripts/paper_runs.py --plan "$plan" --workers "$workers" --threads 2 --deadline "$seconds" \
-    > "$logs/device_$plan.log" 2>&1 &
+  # shellcheck disable=SC2086  # PLAN may be a chain, a+b: paper_runs.py --plan a b (each plan to its end, in order)
+  python3 scripts/paper_runs.py --plan ${plan//+/ } --workers "$workers" --threads 2 --deadline "$seconds" \
+    > "$logs/device_${plan//+/_}.log" 2>&1 &
 done
 wait
 grep -h "finished in\|not ready\|Error" "$logs"/*.worker*.log
