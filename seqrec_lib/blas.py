@@ -2,9 +2,10 @@
 
 PyTorch's CPU wheels do fp32 matmuls in MKL, and MKL picks its kernels by CPU *vendor*: on an AMD CPU it runs a
 generic path whatever the CPU supports. On an AMD EPYC (Zen 5, AVX-512, 1 thread, quiet) the products of the
-catalogue cross-entropy ([128, 64] x [64, 12101] and its two gradients) ran at 85-90 GFLOP/s, and at 195-225 GFLOP/s
-with MKL's Intel path; a SASRec-CE epoch on Beauty (2 threads) went from 9.5 s to 5.3 s. The shim is a one-line
-library that answers MKL's vendor check (``mkl_serv_intel_cpu_true``) with 1, so MKL chooses by the CPU's
+catalogue cross-entropy ([128, 64] x [64, 12101] and its two gradients, as ``benchmarks/ce_products.py`` times them)
+ran at 85-90 GFLOP/s, and at 195-225 GFLOP/s with MKL's Intel path; a SASRec-CE epoch on Beauty (2 threads) went from
+9.5 s to 5.6 s (``benchmarks/results/speed_cpu_2threads_avx512_mklshim.json``). The shim is a one-line library that
+answers MKL's vendor check (``mkl_serv_intel_cpu_true``) with 1, so MKL chooses by the CPU's
 features (AVX-512 or AVX2) instead. Loaded with ``LD_PRELOAD`` before Python starts, it changes which kernels
 run, not what they compute: fp32 products, equal to the default path's up to rounding (``tests/test_blas.py``).
 

@@ -51,3 +51,17 @@ def test_the_profile_of_a_model_with_sampled_negatives_runs():
     finally:
         torch.set_num_threads(threads)
     assert "aten::" in tables["train_step"] and "aten::" in tables["evaluation"]
+
+
+def test_ce_products_prints_a_row_per_chunk_and_dtype(capsys):
+    from benchmarks.ce_products import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--chunks", "4,8", "--items", "50", "--d", "8", "--repeats", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "MKL" in out.splitlines()[0] or "no MKL" in out.splitlines()[0]
+    rows = [line for line in out.splitlines() if line.startswith(("| 4 |", "| 8 |"))]
+    assert len(rows) == 4 and all(len(row.split("|")) == 7 for row in rows), rows
