@@ -17,10 +17,9 @@ import torch
 
 from paper_runs import PAPER, PLANS
 from seqrec_lib.evaluation import evaluate
-from seqrec_lib.experiments import load_split
+from seqrec_lib.experiments import load_split, prerequisites, run_dir
 from seqrec_lib.models.registry import build_model
 from seqrec_lib.profiles import get_profile
-from seqrec_lib.two_stage import run_dir_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,15 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     print("| dataset | H | N | SASRec-CE checkpoint valid NDCG@20 | FAME at its start valid NDCG@20 |\n|---|---|---|---|---|")
     for spec in fame:
         _, split = load_split(spec.dataset, profile, spec.samples_step, spec.max_len)
-        pretraining = spec.model_config.sasrec_config()
-        folder = run_dir_for(PAPER / "runs", "sasrec", pretraining, split, spec.train_config, spec.protocols)
+        (pretraining,) = prerequisites(spec)
+        folder = run_dir(pretraining, profile, PAPER / "runs")
         if not (folder / "best.pt").exists():
             print(f"| {spec.dataset} | {spec.model_config.n_heads} | {spec.model_config.n_experts} | no checkpoint "
                   f"at {folder / 'best.pt'} | |")
             continue
         weights = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
         torch.manual_seed(spec.seed)                       # the new parts are drawn at random: seeded
-        sasrec = build_model("sasrec", split, pretraining)
+        sasrec = build_model("sasrec", split, pretraining.model_config)
         sasrec.load_state_dict(weights)
         model = build_model("fame", split, spec.model_config)
         model.load_pretrained(weights)

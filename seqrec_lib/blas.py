@@ -30,16 +30,27 @@ SHIM_NAME = "libseqrec_mkl_intel_cpu.so"
 SHIM_SOURCE = "/* seqrec_lib.blas: MKL's vendor check, answered 'Intel' */\nint mkl_serv_intel_cpu_true(void) { return 1; }\n"
 
 
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ('vendor_id', 'model name', 'flags', ...); {} where there is
+    none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break                                        # the end of the first processor's block
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_vendor() -> str:
     """The CPU vendor string of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD', ...); '' where unknown."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "vendor_id":
-                return value.strip()
-    except OSError:
-        pass
-    return ""
+    return cpuinfo().get("vendor_id", "")
 
 
 def shim_loaded() -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .blas import mkl_path
+from .blas import cpuinfo, mkl_path
 
 _PACKAGES = ("seqrec_lib", "torch", "numpy", "pandas", "pyarrow", "matplotlib", "papermill")
 
@@ -81,19 +81,9 @@ def cpu_model() -> str:
     """The CPU's model name and the instruction sets that decide fp32/bf16 matmul speed, e.g. 'AMD EPYC, AVX512, native
     bf16: avx512_bf16' (from /proc/cpuinfo where it exists): sessions may land on different CPUs, so speeds and run
     times are only comparable with this beside them."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            name = value.strip()
-        elif key.strip() == "flags":
-            flags = set(value.split())
-        if name and flags:
-            break
+    info = cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
     native_bf16 = " ".join(sorted(flags & {"avx512_bf16", "amx_bf16"})) or "none"
     return f"{name}, {torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16}"
 

@@ -11,11 +11,12 @@ def test_provenance_names_the_commit_the_process_imported_not_the_head_at_writin
 
 def test_cpu_device_name_carries_the_cpu_model_and_its_matmul_instruction_sets(monkeypatch, tmp_path):
     """Sessions land on different CPUs (AVX2-only or AVX-512 with bf16): a record's speeds need the model beside them."""
+    import seqrec_lib.blas as blas
     import seqrec_lib.records as records
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
-    real_path = records.Path
-    monkeypatch.setattr(records, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    real_path = blas.Path                                   # /proc/cpuinfo is read by blas.cpuinfo
+    monkeypatch.setattr(blas, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
     name = records.device_name(torch.device("cpu"))
     assert name.startswith("cpu (Test CPU 9000, ")
     assert torch.backends.cpu.get_cpu_capability() in name and "native bf16: avx512_bf16" in name
