@@ -37,7 +37,8 @@ import torch
 
 from seqrec_lib.experiments import (SELECTION_METRIC, RunSpec, baseline_specs, best_experts, best_heads,
                                     expert_sweep_specs, fame_spec, head_sweep_specs, prerequisites, published_record,
-                                    run, run_dir, sasrec_ce_spec, table_specs, time_specs, with_overrides)
+                                    run, run_dir, sasrec_ce_spec, single_run_spec, table_specs, time_specs,
+                                    with_overrides)
 from seqrec_lib.profiles import Profile, get_profile
 from seqrec_lib.train import TrainingInterrupted
 
@@ -133,6 +134,18 @@ def table2_rows(dataset: str) -> Callable[[Profile], list[RunSpec]]:
     return plan
 
 
+def case_study_run(dataset: str) -> Callable[[Profile], list[RunSpec]]:
+    """Fig. 7's model on ``dataset``: the FAME that notebook 05 reads back (``explore.load_case_models``), at the
+    profile's case-study H (the paper's H = 2: a gate over one head has nothing to choose), seed 1."""
+
+    def plan(profile: Profile) -> list[RunSpec]:
+        _ready_for_sweeps(profile)
+        return [single_run_spec(profile, "fame", dataset, n_heads=profile.case_study_heads)]
+
+    plan.__doc__ = f"Fig. 7's FAME on {dataset} (notebook 05), at the profile's case-study H, seed 1."
+    return plan
+
+
 ML100K_CORE = ("MOJITO", "SASRec-BCE", "SASRec-CE", "TiSASRec")
 
 
@@ -161,11 +174,14 @@ PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
     "beauty-fig5": beauty_fig5,
     "beauty-fig6": beauty_fig6,
     "beauty-table2": table2_rows("beauty"),
+    "beauty-case-study": case_study_run("beauty"),
+    "sports-case-study": case_study_run("sports"),
     "toys-table2": table2_rows("toys"),
     "sports-table2": table2_rows("sports"),
 }
 """Every plan. Issue 12's (beauty-sasrec, beauty-fame-step3, beauty-fig5, beauty-fig6, then the table2 ones) each
-follow from the validation choices of the ones before it and raise NotReady until those are made."""
+follow from the validation choices of the ones before it and raise NotReady until those are made; the
+case-study ones train notebook 05's FAME (Fig. 7)."""
 
 
 def published(spec: RunSpec, profile: Profile) -> Path:

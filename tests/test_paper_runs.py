@@ -129,12 +129,20 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
     _publish_fake(pr, chosen, step3, [0.08, 0.07, 0.07, 0.07])                # block_selector + slice wins
     with pytest.raises(pr.NotReady, match="fame_wf_init"):
         pr.beauty_fig5(chosen)
+    with pytest.raises(pr.NotReady, match="fame_wf_init"):
+        pr.PLANS["beauty-case-study"](chosen)
     frozen = dataclasses.replace(chosen, fame_wf_init="block_selector")
     fig5 = pr.beauty_fig5(frozen)
     assert {s.model_config.n_heads for s in fig5} == set(frozen.heads)
     assert all(s.model_config.wf_init == "block_selector" for s in fig5 if s.model == "fame")
     with pytest.raises(pr.NotReady, match="beauty-fig5 has"):
         pr.PLANS["beauty-table2"](frozen)
+    # Fig. 7's FAME: the run notebook 05 reads back (explore.load_case_models), at the case-study H
+    (case,) = pr.PLANS["beauty-case-study"](frozen)
+    assert (case.model, case.dataset, case.seed) == ("fame", "beauty", frozen.seeds[0])
+    assert (case.model_config.n_heads, case.model_config.n_experts) == (frozen.case_study_heads,
+                                                                        frozen.single_experts)
+    assert case.model_config.wf_init == "block_selector"
 
 
 def test_every_committed_record_is_still_a_unit_of_a_plan():
