@@ -116,6 +116,20 @@ display(facets, Markdown(
         "trusted head is not the one that ranks it best.")))
 
 # %% [markdown]
+# ## Over all users: does the gate trust the head that finds the target?
+#
+# One user is an anecdote. Over every test user: how often the most trusted head ranks the target best
+# (among users whose heads disagree), how often the gate picks the one head whose top-k holds the target
+# (the paper's user 230 is such a case), and the weight it gives; `chance` is what a gate blind to the
+# heads' lists would score (docs/analysis.md §2).
+
+# %%
+trust = analysis.gate_trust(models.fame, models.split, k=k)
+plots.save_table(trust, RESULTS, f"gate_trust_{dataset}_H{heads}",
+                 note="Test users, full ranking, history other than the target excluded; 95% bootstrap CIs.")
+trust
+
+# %% [markdown]
 # ## Over all users: does each head follow a facet?
 #
 # For every test user, the share of each head's top-k items that carry the user's most frequent label

@@ -5,6 +5,7 @@
   with a percentile-bootstrap CI, plus a paired bootstrap between two models on the same users.
 - FAME case study (docs/analysis.md §2, Figure 7): per-head top-k lists, gate weights, the combined list, a
   baseline's list (the pretrained SASRec) and the target's rank in each, with item facets when known.
+- Gate trust (Figure 7's claim over every user): how often the gate trusts the head that ranks the target best.
 - Head-facet alignment (synthetic data): per head, the share of its top-k items that carry the user's
   dominant label(s) of a facet.
 
@@ -34,7 +35,7 @@ from .models.base import ModelOutput, SequentialModel
 __all__ = [
     "HeadDistances", "per_user_head_distances", "diversity_table", "head_diversity", "bootstrap_ci",
     "paired_bootstrap", "compare_head_diversity", "CaseStudy", "case_study", "facet_table",
-    "head_facet_alignment", "head_distance_matrices", "attention_maps",
+    "head_facet_alignment", "gate_trust", "head_distance_matrices", "attention_maps",
 ]
 
 # bootstrap resamples are drawn in chunks of about this many indices, to bound memory for many users
@@ -531,6 +532,65 @@ def head_facet_alignment(fame_model: SequentialModel, split: SplitData,
         "chance": float(chance.mean()),
         "n_users": len(share),
     })
+
+
+def gate_trust(fame_model: SequentialModel, split: SplitData, k: int = 10, which: str = "test",
+               batch_size: int = 256, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> pd.DataFrame:
+    """Fig. 7's claim over every user: does the gate trust the head that ranks the held-out target best?
+
+    Per user: the gate weights at the last position, each head's rank of the target (full ranking, history
+    other than the target excluded, as in ``case_study``), the trusted head (largest weight). Rows, each a mean
+    over its users with a bootstrap CI and what a gate blind to the heads' lists would score (``chance``):
+
+    - ``trusted head ranks the target best``: users whose heads rank the target differently; chance 1/H;
+    - ``only one head lists it in its top-k, and the gate trusts that head``: users with exactly one head
+      holding the target in its top-k (the paper's user 230); chance 1/H;
+    - ``weight of the trusted head``: chance 1/H (a uniform gate);
+    - ``target in the combined top-k`` / ``target in some head's top-k``: HR@k of FAME and of its best head
+      per user (an oracle over heads); no chance value.
+
+    Columns: ``quantity``, ``value``, ``ci_low``, ``ci_high``, ``chance``, ``n_users``. Needs H ≥ 2.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    batch, history = _rows_and_history(split, which)
+    gates, ranks, combined_ranks = [], [], []
+    with _analysis_mode([fame_model], seed):
+        for rows in torch.arange(len(batch), device=batch.device).split(batch_size):
+            chunk = batch.select(rows)
+            hist = history.mask(chunk.users, split.n_items)                   # [b, V]
+            _, gate, heads, combined = _fame_outputs(fame_model, chunk)
+            b, H = gate.shape
+            if H < 2:
+                raise ValueError(f"{type(fame_model).__name__} has {H} head: the gate has nothing to choose "
+                                 f"(gate_trust needs H ≥ 2)")
+            per_head = full_ranks(heads.flatten(0, 1), chunk.last_targets.repeat_interleave(H),
+                                  hist.repeat_interleave(H, dim=0))          # [b * H]
+            gates.append(gate.double()), ranks.append(per_head.view(b, H))
+            combined_ranks.append(full_ranks(combined, chunk.last_targets, hist))
+    gate, rank = torch.cat(gates).cpu().numpy(), torch.cat(ranks).cpu().numpy()
+    combined_rank = torch.cat(combined_ranks).cpu().numpy()
+    H = gate.shape[1]
+    trusted = gate.argmax(1)
+    trusted_rank = rank[np.arange(len(rank)), trusted]
+    listed = rank < k                                                         # [n, H]
+    differ = rank.min(1) < rank.max(1)
+    single = listed.sum(1) == 1
+    rows = [
+        ("trusted head ranks the target best", trusted_rank[differ] == rank[differ].min(1), 1.0 / H),
+        (f"only one head lists it in its top-{k}, and the gate trusts that head",
+         listed[single, trusted[single]], 1.0 / H),
+        ("weight of the trusted head", gate.max(1), 1.0 / H),
+        (f"target in the combined top-{k}", combined_rank < k, np.nan),
+        (f"target in some head's top-{k}", listed.any(1), np.nan),
+    ]
+    table = []
+    for quantity, values, chance in rows:
+        values = np.asarray(values, dtype=np.float64)
+        mean, lo, hi = _bootstrap_columns(values[:, None], n_boot, seed, level) if len(values) else ([np.nan],) * 3
+        table.append({"quantity": quantity, "value": float(mean[0]), "ci_low": float(lo[0]),
+                      "ci_high": float(hi[0]), "chance": chance, "n_users": len(values)})
+    return pd.DataFrame(table)
 
 
 # ---------------------------------------------------------------------------------------------------------

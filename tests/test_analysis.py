@@ -357,3 +357,34 @@ def test_head_facet_alignment_against_naive_loops(fame_setup, facet, n_labels):
     assert table.gate.iloc[:2].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown facet"):
         head_facet_alignment(model, split, data.item_facets, "colour")
+
+
+def test_gate_trust_against_per_user_case_studies(fame_setup):
+    """Every row of gate_trust is the mean over users of what case_study says of each user."""
+    data, split, model, base = fame_setup
+    k = 5
+    table = analysis.gate_trust(model, split, k=k, batch_size=7, n_boot=50).set_index("quantity")
+    cases = [case_study(model, split, u, k=k) for u in range(1, split.n_users + 1)]
+    trusted = [int(np.argmax(c.gate)) for c in cases]
+    differ = [(c, t) for c, t in zip(cases, trusted) if len(set(c.head_ranks)) > 1]
+    single = [(c, t) for c, t in zip(cases, trusted) if sum(r < k for r in c.head_ranks) == 1]
+    expected = {
+        "trusted head ranks the target best": [c.head_ranks[t] == min(c.head_ranks) for c, t in differ],
+        f"only one head lists it in its top-{k}, and the gate trusts that head": [
+            c.head_ranks[t] < k for c, t in single],
+        "weight of the trusted head": [max(c.gate) for c in cases],
+        f"target in the combined top-{k}": [c.combined_rank < k for c in cases],
+        f"target in some head's top-{k}": [min(c.head_ranks) < k for c in cases],
+    }
+    assert list(table.index) == list(expected)
+    for quantity, values in expected.items():
+        row = table.loc[quantity]
+        assert row.n_users == len(values) and len(values) > 0, quantity
+        assert row.value == pytest.approx(np.mean(values), abs=1e-12), quantity
+        assert row.ci_low <= row.value <= row.ci_high
+    assert table.loc["weight of the trusted head", "chance"] == 0.5
+    with pytest.raises(ValueError, match="head_scores"):
+        analysis.gate_trust(base, split)
+    one_head = Fame(FameConfig(d=16, n_blocks=2, n_heads=1, n_experts=2, max_len=L), split.n_items).eval()
+    with pytest.raises(ValueError, match="needs H ≥ 2"):
+        analysis.gate_trust(one_head, split)
