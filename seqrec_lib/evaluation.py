@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .batch import Batch
 from .data.sequences import History, SplitData
@@ -88,22 +91,41 @@ def evaluate(model: SequentialModel, split: SplitData, which: Literal["valid", "
     are reproducible and the caller's RNG state is untouched. The model's train/eval mode is restored.
     """
     batch, history = split.eval_set(which), split.history(which)
+    with _evaluation_mode(model, protocol.seed):
+        if protocol.mode == "full":
+            ranks = _full_ranks(model, batch, history, split.n_items, protocol)
+            return {**ranking_metrics(ranks, protocol.ks), "n_users": len(batch)}
+        return _evaluate_sampled(model, batch, history, split.n_items, protocol)
+
+
+def user_ranks(model: SequentialModel, split: SplitData, which: Literal["valid", "test"],
+               protocol: EvalProtocol = EvalProtocol()) -> Tensor:
+    """[N] long: the full-ranking rank of each ``which`` user's target (users in ``split.eval_set(which)``
+    order), computed exactly as ``evaluate`` computes its full-mode metrics (their means over users)."""
+    if protocol.mode != "full":
+        raise ValueError(f"user_ranks needs a full-ranking protocol, got mode={protocol.mode!r}")
+    batch, history = split.eval_set(which), split.history(which)
+    with _evaluation_mode(model, protocol.seed):
+        return _full_ranks(model, batch, history, split.n_items, protocol)
+
+
+@contextmanager
+def _evaluation_mode(model: SequentialModel, seed: int) -> Iterator[None]:
+    """Eval mode, no grad, the global RNG forked (CPU and every CUDA device: ``torch.manual_seed`` reseeds
+    them all) and seeded with ``seed``; the model's train/eval mode is restored afterwards."""
     was_training = model.training
-    # torch.manual_seed reseeds the CPU and every CUDA device, so fork them all.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())), torch.no_grad():
-        torch.manual_seed(protocol.seed)
+        torch.manual_seed(seed)
         model.eval()
         try:
-            if protocol.mode == "full":
-                return _evaluate_full(model, batch, history, split.n_items, protocol)
-            return _evaluate_sampled(model, batch, history, split.n_items, protocol)
+            yield
         finally:
             model.train(was_training)
 
 
-def _evaluate_full(model: SequentialModel, batch: Batch, history: History, n_items: int,
-                   protocol: EvalProtocol) -> dict[str, float]:
-    """Full-ranking metrics over every user of ``batch``."""
+def _full_ranks(model: SequentialModel, batch: Batch, history: History, n_items: int,
+                protocol: EvalProtocol) -> Tensor:
+    """[N] full-ranking ranks of every user of ``batch``."""
     ranks = []
     for rows in torch.arange(len(batch), device=batch.device).split(protocol.batch_size):
         chunk = batch.select(rows)
@@ -113,7 +135,7 @@ def _evaluate_full(model: SequentialModel, batch: Batch, history: History, n_ite
                              f"expected ({len(chunk)}, n_items + 1 = {n_items + 1})")
         seen = None if protocol.history_mask == "none" else history.entries(chunk.users)
         ranks.append(full_ranks(scores, chunk.last_targets, seen, protocol.history_mask, inplace=True))
-    return {**ranking_metrics(torch.cat(ranks), protocol.ks), "n_users": len(batch)}
+    return torch.cat(ranks)
 
 
 def _evaluate_sampled(model: SequentialModel, batch: Batch, history: History, n_items: int,

@@ -72,8 +72,8 @@ def sampled_ranks(candidate_scores: Tensor) -> Tensor:
     return (candidate_scores[:, 1:] > candidate_scores[:, :1]).sum(1)
 
 
-def ranking_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
-    """HR@k, NDCG@k for each k and MRR, averaged over the [N] 0-based ``ranks``.
+def per_user_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, Tensor]:
+    """HR@k, NDCG@k for each k and MRR of every user: [N] float64 each, from the [N] 0-based ``ranks``.
 
     HR@k = 1[r < k], NDCG@k = 1[r < k] / log2(r + 2) (one relevant item, so IDCG = 1), MRR = 1 / (r + 1).
     Keys: ``"HR@10"``, ``"NDCG@10"``, ..., ``"MRR"``.
@@ -87,10 +87,15 @@ def ranking_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[st
     r = ranks.double()
     gain = 1.0 / torch.log2(r + 2.0)
     hits = {k: r < k for k in ks}
-    out = {f"HR@{k}": hits[k].double().mean().item() for k in ks}
-    out.update({f"NDCG@{k}": (gain * hits[k]).mean().item() for k in ks})
-    out["MRR"] = (1.0 / (r + 1.0)).mean().item()
+    out = {f"HR@{k}": hits[k].double() for k in ks}
+    out.update({f"NDCG@{k}": gain * hits[k] for k in ks})
+    out["MRR"] = 1.0 / (r + 1.0)
     return out
+
+
+def ranking_metrics(ranks: Tensor, ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, float]:
+    """The means over users of ``per_user_metrics``: HR@k, NDCG@k for each k and MRR."""
+    return {name: values.mean().item() for name, values in per_user_metrics(ranks, ks).items()}
 
 
 def _check_scores(scores: Tensor, name: str) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from seqrec_lib.batch import Batch
 from seqrec_lib.data.sequences import SequenceData, SplitData, build_splits
-from seqrec_lib.evaluation import EvalProtocol, evaluate
+from seqrec_lib.evaluation import EvalProtocol, evaluate, user_ranks
 from seqrec_lib.metrics import HISTORY_MASKS
 from seqrec_lib.models.base import ModelOutput, SequentialModel
 from tests.test_metrics import naive_full_rank
@@ -100,6 +100,17 @@ def test_full_mode_matches_naive(data, split, model, which, mask):
     assert set(result) == set(expected) | {"n_users"}
     for key, value in expected.items():
         assert result[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("mask", HISTORY_MASKS)
+def test_user_ranks_are_the_naive_ranks_evaluate_averages(data, split, model, mask):
+    protocol = EvalProtocol(history_mask=mask, batch_size=3)
+    ranks = user_ranks(model, split, "test", protocol)
+    expected = [naive_full_rank(model.table[user].tolist(), *held_out(data, user, "test"), mask)
+                for user in split.eval_set("test").users.tolist()]
+    assert ranks.tolist() == expected
+    with pytest.raises(ValueError, match="full-ranking protocol"):
+        user_ranks(model, split, "test", EvalProtocol(mode="sampled"))
 
 
 def test_some_held_out_item_is_in_its_history(data):

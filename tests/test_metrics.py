@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seqrec_lib.metrics import HISTORY_MASKS, full_ranks, ranking_metrics, sampled_ranks
+from seqrec_lib.metrics import HISTORY_MASKS, full_ranks, per_user_metrics, ranking_metrics, sampled_ranks
 
 
 def naive_full_rank(scores: list[float], target: int, history: set[int], mode: str) -> int:
@@ -121,6 +121,13 @@ def test_ranking_metrics_exact_values():
     assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6)) / 5)
     assert m["NDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6) + 1 / math.log2(11)) / 5)
     assert m["MRR"] == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 10 + 1 / 26) / 5)
+
+
+def test_per_user_metrics_exact_values():
+    per_user = per_user_metrics(torch.tensor([0, 4, 25]), ks=(5,))
+    assert per_user["HR@5"].tolist() == [1.0, 1.0, 0.0]
+    assert per_user["NDCG@5"].tolist() == pytest.approx([1.0, 1 / math.log2(6), 0.0])
+    assert per_user["MRR"].tolist() == pytest.approx([1.0, 1 / 5, 1 / 26])
 
 
 def test_ranking_metrics_default_keys_and_bad_input():
