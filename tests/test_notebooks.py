@@ -142,6 +142,10 @@ def test_case_study_and_train_record(executed: Path) -> None:
     heads = case[case["list"].str.startswith("head")]
     assert len(heads) == P.case_study_heads
     assert math.isclose(heads["gate"].sum(), 1.0, rel_tol=1e-5)
+    trust = pd.read_csv(results / f"gate_trust_{CASE_DATASET}_H{P.case_study_heads}.csv").set_index("quantity")
+    weight = trust.loc["weight of the trusted head"]
+    assert 1 / P.case_study_heads <= weight.value <= 1 and weight.n_users == trust.n_users.max() > 0
+    assert (trust.ci_low <= trust.value).all() and (trust.value <= trust.ci_high).all()
     record = json.loads((results / f"01_train_{TRAIN_MODEL}_{FAME_DATASET}.json").read_text())
     assert record["label"] == "FAME" and record["epoch_log"]
     for which in ("valid", "test"):
