@@ -180,13 +180,15 @@ def _model_handle(label: str, kind: str = "line") -> Any:
 
 
 def save_figure(fig: Figure, out_dir: str | Path, name: str, dpi: int = 150) -> list[Path]:
-    """Write ``out_dir/name.png`` and ``out_dir/name.pdf``; returns both paths."""
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf``; returns both paths. The PDF carries no creation date,
+    so the same figure gives the same bytes and a re-published figure shows in git only when it changed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.15,
+                    metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(path)
     return paths
 

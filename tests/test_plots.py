@@ -3,6 +3,8 @@ palette colour of each model the same in every figure, and save_figure writing P
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,6 +176,10 @@ def test_save_figure_writes_png_and_pdf(tmp_path, figures: dict[str, Figure]) ->
     assert [p.name for p in paths] == ["fig5_heads.png", "fig5_heads.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    first = [p.read_bytes() for p in paths]
+    time.sleep(1.1)                                          # a PDF creation date would now differ
+    again = plots.save_figure(figures["heads"], tmp_path / "figs", "fig5_heads")
+    assert [p.read_bytes() for p in again] == first          # same figure, same bytes: git sees no change
 
 
 def test_save_table_writes_csv_and_markdown_with_a_note(tmp_path) -> None:
