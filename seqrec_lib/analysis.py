@@ -587,9 +587,9 @@ def gate_trust(fame_model: SequentialModel, split: SplitData, k: int = 10, which
     table = []
     for quantity, values, chance in rows:
         values = np.asarray(values, dtype=np.float64)
-        mean, lo, hi = _bootstrap_columns(values[:, None], n_boot, seed, level) if len(values) else ([np.nan],) * 3
-        table.append({"quantity": quantity, "value": float(mean[0]), "ci_low": float(lo[0]),
-                      "ci_high": float(hi[0]), "chance": chance, "n_users": len(values)})
+        mean, lo, hi = bootstrap_ci(values, n_boot, seed, level) if len(values) else (np.nan,) * 3
+        table.append({"quantity": quantity, "value": mean, "ci_low": lo, "ci_high": hi, "chance": chance,
+                      "n_users": len(values)})
     return pd.DataFrame(table)
 
 

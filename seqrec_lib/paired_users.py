@@ -28,10 +28,11 @@ METRICS = ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
 COLUMNS = ["label", "metric", "seeds", "users", "mean_diff", "ci_low", "ci_high", "t", "p", "ahead", "behind", "tied"]
 
 
-def _per_user(ranks: Mapping[int, Tensor], seeds: Sequence[int], metric: str) -> np.ndarray:
-    """[N] the metric of every user, averaged over ``seeds``."""
-    k = int(metric.split("@")[1]) if "@" in metric else 10
-    return np.mean([per_user_metrics(ranks[s], (k,))[metric].numpy() for s in seeds], axis=0)
+def _per_user(ranks: Mapping[int, Tensor], seeds: Sequence[int], metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """metric → [N] its value for every user, averaged over ``seeds`` (``per_user_metrics`` once per seed)."""
+    ks = tuple(sorted({int(m.split("@")[1]) for m in metrics if "@" in m})) or (10,)
+    per_seed = [per_user_metrics(ranks[s], ks) for s in seeds]
+    return {m: np.mean([values[m].numpy() for values in per_seed], axis=0) for m in metrics}
 
 
 def paired_users(ranks: Mapping[str, Mapping[int, Tensor]], reference: str, metrics: Sequence[str] = METRICS,
@@ -56,8 +57,9 @@ def paired_users(ranks: Mapping[str, Mapping[int, Tensor]], reference: str, metr
         if not seeds:
             raise ValueError(f"{label!r} and {reference!r} share no training seed ({sorted(other)} vs "
                              f"{sorted(ranks[reference])})")
+        ours, theirs = _per_user(ranks[reference], seeds, metrics), _per_user(other, seeds, metrics)
         for metric in metrics:
-            diff = _per_user(ranks[reference], seeds, metric) - _per_user(other, seeds, metric)
+            diff = ours[metric] - theirs[metric]
             mean, lo, hi = bootstrap_ci(diff, n_boot, seed, level)
             std = float(diff.std(ddof=1))
             spread = len(diff) > 1 and np.ptp(diff) > 0                    # all equal: no t (std is rounding)
