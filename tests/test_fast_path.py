@@ -250,7 +250,7 @@ def test_bf16_training_epoch_runs_and_stays_close_to_fp32():
 
 
 def test_mercer_encoder_on_distinct_values_equals_the_direct_formula():
-    from seqrec_lib.models.mojito import MercerTimeEncoder
+    from seqrec_lib.models.time_context import MercerTimeEncoder
     torch.manual_seed(0)
     enc = MercerTimeEncoder(3, 8, 3, 8.0)
     t = torch.randint(0, 24, (5, 7, 3)).float()                         # many repeated values
@@ -261,7 +261,7 @@ def test_mercer_encoder_on_distinct_values_equals_the_direct_formula():
 
 
 def test_channel_mix_equals_the_linear_layer_over_channels():
-    from seqrec_lib.models.mojito import channel_mix
+    from seqrec_lib.models.attention_mixture import channel_mix
     torch.manual_seed(0)
     layer = torch.nn.Linear(2, 3)
     x = torch.randn(4, 2, 6, 6)

@@ -14,7 +14,9 @@ from torch import Tensor
 from seqrec_lib.batch import Batch
 from seqrec_lib.data.sequences import SequenceData, SplitData, build_splits
 from seqrec_lib.data.temporal import calendar_features
-from seqrec_lib.models.mojito import MercerTimeEncoder, MixtureBlock, Mojito, MojitoConfig
+from seqrec_lib.models.attention_mixture import MixtureBlock
+from seqrec_lib.models.mojito import Mojito, MojitoConfig
+from seqrec_lib.models.time_context import MercerTimeEncoder
 
 L = 6
 
@@ -145,7 +147,7 @@ def block_inputs(d: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
 def test_block_matches_per_user_reference(H: int, noise: bool) -> None:
     torch.manual_seed(1)
     d = 8
-    blk = MixtureBlock(MojitoConfig(d=d, n_heads=H, dropout=0.0)).double().eval()
+    blk = MixtureBlock(d, H, dropout=0.0, ln_eps=1e-6).double().eval()
     with torch.no_grad():                       # move every weight, bias and LN parameter off its init
         for p in blk.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -164,7 +166,7 @@ def test_block_matches_per_user_reference(H: int, noise: bool) -> None:
 
 def test_noise_std_is_sigma_squared() -> None:
     torch.manual_seed(0)
-    blk = MixtureBlock(MojitoConfig(d=8, n_heads=2, dropout=0.0)).double().eval()
+    blk = MixtureBlock(8, 2, dropout=0.0, ln_eps=1e-6).double().eval()
     x, ctx, m = block_inputs(8)
     zero = blk(x, ctx, m, torch.zeros(2, dtype=torch.float64))
     none = blk(x, ctx, m, None)
@@ -485,7 +487,7 @@ def test_fism_sampling_is_uniform() -> None:
 def test_faithful_batch_pairing_reproduces_the_official_mapping() -> None:
     torch.manual_seed(0)
     d, B = 8, 4
-    blk = MixtureBlock(MojitoConfig(d=d, n_heads=2, dropout=0.0, faithful_batch_pairing=True)).double().eval()
+    blk = MixtureBlock(d, 2, dropout=0.0, ln_eps=1e-6, pairing=True).double().eval()
     g = torch.Generator().manual_seed(1)
     m = torch.ones(B, 5, dtype=torch.bool)
     m[0, :2] = m[3, :3] = False

@@ -1,7 +1,8 @@
 """MOJITO (Tran et al., SIGIR 2023): time-aware attention mixtures plus a long-term attentive FISM.
 
 Follows docs/mojito.md (the official TF1 code, deezer/sigir23-mojito) with the *intended per-user* attention
-mixture of docs/mojito.md §5.1, generalised to H local heads (M9). Shapes: B sequences, L = max_len positions,
+mixture of docs/mojito.md §5.1, generalised to H local heads (M9). Its pieces: the temporal context in
+``time_context.py``, the mixture block in ``attention_mixture.py``, the attentive FISM in ``fism.py``. Shapes: B sequences, L = max_len positions,
 d item width, 2d the joint item⊕context width, H local heads of width d_v = 2d/H, F time features,
 N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
 
@@ -24,16 +25,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import Batch
 from ..data.sequences import History, SplitData
+from .attention_mixture import MixtureBlock
 from .base import ModelOutput, SequentialModel
+from .fism import distinct_pairs, draw_items, history_pairs, self_score, sequence_term, window_items
 from .layers import UniformDropout
 from .losses import bce_with_negatives
+from .time_context import ContextEmbedding
 
 
 @dataclass(frozen=True)
@@ -100,153 +102,6 @@ class MojitoConfig:
                              f"got {self.n_heads}")
 
 
-def dense(n_in: int, n_out: int) -> nn.Linear:
-    """A TF ``dense`` layer: Glorot-uniform weight, zero bias."""
-    layer = nn.Linear(n_in, n_out)
-    nn.init.xavier_uniform_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-class MercerTimeEncoder(nn.Module):
-    """F independent Mercer encoders (one per feature, docs/mojito.md §3): [..., F] raw values → [..., F, d_t].
-
-    Mercer_f(t)_i = Σ_k W_f[i,k]·sin(k·t·10^-p_f[i]) + W_f[i,K+k]·cos(k·t·10^-p_f[i]) + b_f[i], k = 1..K,
-    with p_f = linspace(0, tempo_linspace, d_t) (trainable), W_f Glorot-uniform [d_t, 2K], b_f = 0.
-    """
-
-    def __init__(self, n_features: int, d_t: int, n_harmonics: int, tempo_linspace: float) -> None:
-        super().__init__()
-        self.register_buffer("harmonics", torch.arange(1, n_harmonics + 1.0), persistent=False)    # [K]
-        self.log_period = nn.Parameter(torch.linspace(0, tempo_linspace, d_t).repeat(n_features, 1))  # [F, d_t]
-        bound = math.sqrt(6.0 / (d_t + 2 * n_harmonics))                                            # Glorot
-        self.basis = nn.Parameter(torch.empty(n_features, d_t, 2 * n_harmonics).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.zeros(n_features, d_t))                                      # [F, d_t]
-
-    def forward(self, t: Tensor) -> Tensor:
-        """Calendar features take few distinct values (hours, days, ...), so each encoder runs once per distinct
-        value and the results are gathered: the same numbers as encoding every entry, ~1000x less work."""
-        K, F_ = len(self.harmonics), t.shape[-1]
-        values, where = torch.unique(t, return_inverse=True)                         # [u], [..., F]
-        freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
-        angle = values[:, None, None, None] * freq                                   # [u, F, d_t, K]
-        table = ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
-                 + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)     # [u, F, d_t]
-        return table[where, torch.arange(F_, device=t.device)]                       # [..., F, d_t]
-
-
-class ContextEmbedding(nn.Module):
-    """c = Dropout(W_c · concat_f Mercer_f(φ_f) + b_c): [..., F] calendar features → [..., d] (docs/mojito.md §3).
-
-    W_c ~ N(0, 0.01²), b_c = 0, no activation. One instance serves the inputs and the targets.
-    """
-
-    def __init__(self, c: MojitoConfig) -> None:
-        super().__init__()
-        self.n_features = c.n_time_features
-        self.mercer = MercerTimeEncoder(c.n_time_features, c.d_t, c.n_harmonics, c.tempo_linspace)
-        self.out = nn.Linear(c.n_time_features * c.d_t, c.d)
-        nn.init.normal_(self.out.weight, 0.0, 0.01)
-        nn.init.zeros_(self.out.bias)
-        self.dropout = UniformDropout(c.dropout)
-        self.enabled = c.time_context
-
-    def forward(self, feats: Tensor) -> Tensor:
-        if feats.shape[-1] < self.n_features:
-            raise ValueError(f"MOJITO needs {self.n_features} calendar features, the batch has {feats.shape[-1]}")
-        if not self.enabled:                                                          # time_context=False
-            return feats.new_zeros(*feats.shape[:-1], self.out.out_features)
-        enc = self.mercer(feats[..., -self.n_features:].float())                      # [..., F, d_t]
-        return self.dropout(self.out(enc.flatten(-2)))                                # [..., d]
-
-
-class MixtureBlock(nn.Module):
-    """One attention-mixture block (docs/mojito.md §5.1) and its FFN.
-
-    forward: X [B, L, 2d], C [B, L, d], m [B, L] bool (non-padding), σ [2] or None (no noise)
-    → (X' [B, L, 2d], A [B, H, L, L] post-softmax maps after the query mask, O [B, H, L, d_v] = A_j V_j).
-    """
-
-    def __init__(self, c: MojitoConfig) -> None:
-        super().__init__()
-        d, H = c.d, c.n_heads
-        self.n_heads, self.d_g, self.pairing = H, d, c.faithful_batch_pairing
-        self.norm_x, self.norm_c = nn.LayerNorm(2 * d, eps=c.ln_eps), nn.LayerNorm(d, eps=c.ln_eps)
-        self.q_it, self.k_it = dense(2 * d, d), dense(2 * d, d)                       # item global head
-        self.q_c, self.k_c = dense(d, d), dense(d, d)                                 # context global head
-        self.value = dense(2 * d, 2 * d)                                              # H heads of 2d/H
-        self.mix1, self.mix2 = dense(2, H), dense(H, H)                               # admixture MLP 2→H→H
-        self.attn_dropout = UniformDropout(c.dropout)
-        self.norm_ffn = nn.LayerNorm(2 * d, eps=c.ln_eps)
-        self.ffn1, self.ffn2 = dense(2 * d, 2 * d), dense(2 * d, 2 * d)
-        self.dropout = UniformDropout(c.dropout)
-
-    def forward(self, x: Tensor, ctx: Tensor, m: Tensor, sigma: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        B, L, D = x.shape
-        H = self.n_heads
-        xn = self.norm_x(x)                                                           # [B, L, 2d] LN(X)
-        g_it = self.q_it(xn) @ self.k_it(x).transpose(1, 2)                           # [B, L, L]
-        g_c = self.q_c(self.norm_c(ctx)) @ self.k_c(ctx).transpose(1, 2)              # [B, L, L]
-        if self.pairing:
-            if B % 2:
-                raise ValueError(f"faithful_batch_pairing needs an even batch size, got {B}")
-            # fish.py concatenates [G_it; G_c] head-major ([2B]) and reads it back batch-major ([B, 2]):
-            # row b holds rows 2b, 2b+1 of the concatenation, i.e. the item logits of a pair of users
-            # for b < B/2 and the context logits of a pair after (docs/mojito.md §5.2)
-            g = torch.cat([g_it, g_c]).view(B, 2, L, L)                               # [B, 2, L, L]
-        else:
-            g = torch.stack([g_it, g_c], dim=1)                                       # [B, 2, L, L]
-        if sigma is not None:                                                         # noise std is σ², not σ
-            g = g + sigma[:, None, None] ** 2 * torch.randn(g.shape, device=g.device, dtype=g.dtype)
-        s = channel_mix(F.relu(channel_mix(g, self.mix1)), self.mix2)                # [B, H, L, L]
-        if self.pairing:                                                              # batch-major rows b·H+j
-            s = s.reshape(H, B, L, L).transpose(0, 1)                                 # read head-major h·B+u
-        causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        allowed = causal & m[:, None, None, :]                                        # [B, 1, L, L] keys ≤ q
-        s = (s / math.sqrt(self.d_g)).masked_fill(~allowed, torch.finfo(s.dtype).min)
-        # query mask = m: the code zeroes rows where LN(X) is all zero, which stops acting once LN's β moves;
-        # either way padded rows are zeroed by the final ⊙ m, so no non-padded output changes
-        attn = torch.softmax(s, dim=-1) * m[:, None, :, None]                         # [B, H, L, L]
-        v = self.value(x).view(B, L, H, D // H).transpose(1, 2)                       # [B, H, L, d_v]
-        heads = self.attn_dropout(attn) @ v                                           # [B, H, L, d_v]
-        o = heads.transpose(1, 2).reshape(B, L, D) + xn                               # residual on LN(X)
-        on = self.norm_ffn(o)
-        y = self.dropout(self.ffn2(self.dropout(F.relu(self.ffn1(on))))) + on         # [B, L, 2d]
-        return y * m[..., None], attn, heads
-
-
-def channel_mix(x: Tensor, layer: nn.Linear) -> Tensor:
-    """``layer`` applied over dim 1 of x [B, C, L, L] → [B, C', L, L], as C'·C scalar multiply-adds: with C, C' ≤ a
-    few heads this is ~3x faster on a CPU than a [B·L·L, C] matmul and needs no permuted copies."""
-    W, b = layer.weight, layer.bias                                                   # [C', C], [C']
-    return torch.stack([sum(W[k, c] * x[:, c] for c in range(x.shape[1])) + b[k] for k in range(W.shape[0])], 1)
-
-
-def window_items(train: Batch, n_users: int, n_items: int) -> History:
-    """The distinct items of each user's training windows, inputs and targets (the FISM pool, docs/mojito.md §7)."""
-    items = torch.cat([train.items, train.targets], dim=1).cpu()                     # [S, 2L]
-    users = train.users.cpu()[:, None].expand_as(items)
-    keep = items > 0
-    users, items = _distinct(users[keep], items[keep], n_items)
-    lengths = torch.bincount(users, minlength=n_users + 1)[1:]                        # [U]
-    return History(torch.cumsum(lengths, 0) - lengths, items, lengths)
-
-
-def _distinct(users: Tensor, items: Tensor, n_items: int) -> tuple[Tensor, Tensor]:
-    """(user, item) pairs [P] → the distinct pairs [Q], sorted by user, then item."""
-    key = torch.unique(users * (n_items + 1) + items)                                 # sorted
-    return key // (n_items + 1), key % (n_items + 1)
-
-
-def _pairs(history: History) -> tuple[Tensor, Tensor]:
-    """History → its (user, item) pairs: users [P] 1-based and items [P], on the CPU."""
-    offsets, items, lengths = history.offsets.cpu(), history.items.cpu(), history.lengths.cpu()
-    users = torch.repeat_interleave(torch.arange(1, len(lengths) + 1), lengths)
-    first = torch.cumsum(lengths, 0) - lengths
-    within = torch.arange(int(lengths.sum())) - first.repeat_interleave(lengths)
-    return users, items[offsets.repeat_interleave(lengths) + within]
-
-
 class Mojito(SequentialModel):
     """MOJITO over items 1..n_items and users 1..n_users.
 
@@ -265,15 +120,17 @@ class Mojito(SequentialModel):
         self.position = nn.Embedding(c.max_len, c.d)                                  # P, shared by both halves
         for table in (self.item.weight[1:], self.user.weight[1:], self.position.weight):
             nn.init.xavier_uniform_(table)
-        self.context = ContextEmbedding(c)
+        self.context = ContextEmbedding(c.n_time_features, c.d_t, c.n_harmonics, c.tempo_linspace, c.d, c.dropout,
+                                        enabled=c.time_context)
         self.input_dropout = UniformDropout(c.dropout)
         self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
-        self.blocks = nn.ModuleList(MixtureBlock(c) for _ in range(c.n_blocks))
+        self.blocks = nn.ModuleList(MixtureBlock(c.d, c.n_heads, c.dropout, c.ln_eps, c.faithful_batch_pairing)
+                                    for _ in range(c.n_blocks))
         self.final_norm = nn.LayerNorm(2 * c.d, eps=c.ln_eps)
         # FISM seed: the config's, else drawn from the (run-seeded) global RNG, after the initialisation
         self.fism_seed = (int(torch.randint(0, 2**31 - 1, ())) if c.fism_seed is None else c.fism_seed)
         # FISM pool (distinct (user, item) pairs, sorted by user) and this epoch's N items per user
-        pool_users, pool_items = _distinct(*_pairs(history), n_items)
+        pool_users, pool_items = distinct_pairs(*history_pairs(history), n_items)
         self.register_buffer("pool_users", pool_users, persistent=False)              # [Q]
         self.register_buffer("pool_items", pool_items, persistent=False)              # [Q]
         self.register_buffer("fism", torch.zeros(n_users + 1, c.fism_items, dtype=torch.long))  # [U+1, N]
@@ -289,21 +146,11 @@ class Mojito(SequentialModel):
         return cls(config, split.n_items, split.n_users, pool)
 
     def start_epoch(self, epoch: int) -> None:
-        """Draw each user's N FISM items uniformly without replacement from the pool (all of them, padded
-        with 0, when the pool has ≤ N), from a generator seeded by (FISM seed, ``epoch``) (M15).
+        """Draw this epoch's N FISM items per user (``fism.draw_items``, seeded by the FISM seed and ``epoch``).
 
         ``fism`` is a persistent buffer, so a checkpoint carries the items of its epoch.
         """
-        rng = np.random.default_rng([self.fism_seed, epoch])
-        keys = torch.from_numpy(rng.random(len(self.pool_items))).to(self.pool_items.device)  # [Q]
-        order = torch.argsort(keys)                                                   # random order ...
-        order = order[torch.argsort(self.pool_users[order], stable=True)]            # ... within each user
-        users, items = self.pool_users[order], self.pool_items[order]                # [Q] grouped by user
-        rank = torch.arange(len(users), device=users.device) - torch.searchsorted(users, users)
-        keep = rank < self.config.fism_items
-        table = torch.zeros_like(self.fism)
-        table[users[keep], rank[keep]] = items[keep]
-        self.fism.copy_(table)
+        self.fism.copy_(draw_items(self.pool_users, self.pool_items, self.fism, self.fism_seed, epoch))
 
     def forward(self, batch: Batch, return_attention: bool = False, last_only: bool = False) -> ModelOutput:
         c = self.config
@@ -381,32 +228,17 @@ class Mojito(SequentialModel):
         valid = torch.cat([torch.ones_like(f[:, :1], dtype=torch.bool), f > 0], dim=1)
         return memory, valid
 
-    def fism_attention(self, x: Tensor, memory: Tensor, valid: Tensor) -> Tensor:
-        """a(x) = softmax(M_u x) over the N+1 rows: x [B or 1, J, d] → [B, J, N+1]. Zero padding rows take
-        part with logit 0 unless ``fism_mask_padding``."""
-        logits = x @ memory.transpose(1, 2)
-        if self.config.fism_mask_padding:
-            logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
-        return torch.softmax(logits, dim=-1)
-
     def fism_self_score(self, x: Tensor, memory: Tensor, valid: Tensor) -> Tensor:
-        """<g(x), x> with g(x) = (1-β)x + β·x⊙(a(x)ᵀM_u): x [B or 1, J, d] → [B, J] (r_long^train for x = E_j).
-
-        Uses <x⊙z, x> = Σ_n a_n <x⊙x, M_n>, so full ranking (x = E[None]) forms no [B, V, d] tensor.
-        """
-        beta = self.config.lambda_trans_seq
-        a = self.fism_attention(x, memory, valid)                                     # [B, J, N+1]
-        xx = x * x                                                                    # [B or 1, J, d]
-        return (1 - beta) * xx.sum(-1) + beta * (a * (xx @ memory.transpose(1, 2))).sum(-1)
+        """<g(x), x> (``fism.self_score``): x [B or 1, J, d] → [B, J], r_long^train for x = E_j."""
+        return self_score(x, memory, valid, self.config.lambda_trans_seq, self.config.fism_mask_padding)
 
     def long_term_test(self, batch: Batch, cand: Tensor) -> Tensor:
         """r_long^test(j) = (1/L)·<g(E_j) + Σ_{l=1..L-1} g(E[s_l]), E_j>: cand E_j [B or 1, C, d] → [B, C].
 
         Slot 0 (the oldest) is left out of the sum and the divisor is L, not the sequence length (M5).
         """
-        beta, L = self.config.lambda_trans_seq, batch.items.shape[1]
+        c, L = self.config, batch.items.shape[1]
         memory, valid = self.fism_memory(batch.users)
         seq = self.item(batch.items[:, 1:])                                           # [B, L-1, d] (0 at pads)
-        z = self.fism_attention(seq, memory, valid) @ memory                          # [B, L-1, d]
-        g_seq = ((1 - beta) * seq + beta * seq * z).sum(1)                            # [B, d]
+        g_seq = sequence_term(seq, memory, valid, c.lambda_trans_seq, c.fism_mask_padding)    # [B, d]
         return (self.fism_self_score(cand, memory, valid) + (cand @ g_seq[..., None]).squeeze(-1)) / L
