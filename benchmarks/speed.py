@@ -164,7 +164,8 @@ def measure(group: dict) -> list[dict]:
                      "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test,
                      "device": group["device"]} | ({"peak_gpu_mb": p.peak_gpu_mb} if group["device"] != "cpu" else {}))
         if group.get("profile") and p.path == "exact" and not any("profile" in r for r in rows):
-            rows[-1]["profile"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
+            rows[-1]["profile"], rows[-1]["matmul_share"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation,
+                                                                        p.trainer.config.batch_size)
     return rows
 
 
@@ -181,14 +182,15 @@ def peak_memory(group: dict, row: dict) -> float:
     return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else float("nan")
 
 
-def profile_exact(model, split, optimizer, evaluation) -> dict[str, str]:
-    """torch.profiler tables (top ops by self CPU time) of two training steps and one evaluation."""
+def profile_exact(model, split, optimizer, evaluation, batch_size: int) -> tuple[dict[str, str], float]:
+    """torch.profiler tables (top ops by self CPU time) of two training steps on one batch of ``batch_size`` windows
+    and of one evaluation, and the share of the training steps' self CPU time spent in matrix products."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     from seqrec_lib.train import training_batch
 
-    batch = training_batch(model, split, torch.arange(min(256, len(split.train)), device=split.train.device))
+    batch = training_batch(model, split, torch.arange(min(batch_size, len(split.train)), device=split.train.device))
     with profile(activities=[ProfilerActivity.CPU]) as train_prof:
         for _ in range(2):
             loss = model.loss(batch)
@@ -198,7 +200,35 @@ def profile_exact(model, split, optimizer, evaluation) -> dict[str, str]:
     with profile(activities=[ProfilerActivity.CPU]) as eval_prof:
         evaluation.evaluate(model, split, "test", evaluation.EvalProtocol())
     table = lambda p: p.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)   # noqa: E731
-    return {"train_step": table(train_prof), "evaluation": table(eval_prof)}
+    return {"train_step": table(train_prof), "evaluation": table(eval_prof)}, matmul_share(train_prof.key_averages())
+
+
+MATMUL_OPS = frozenset({"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::addbmm",
+                        "aten::_addmm_activation"})
+
+
+def matmul_share(events) -> float:
+    """The fraction of the profiled self CPU time spent in matrix products (``MATMUL_OPS``)."""
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total if total else float("nan")
+
+
+def matmul_bounds(results: list[dict]) -> list[str]:
+    """For each profiled exact row: the epoch if everything but its matrix products were free (share × median
+    epoch), and the speed-up over eager that bound allows. The profiler inflates small ops, so the share is if
+    anything too low and the bound too generous."""
+    eager = {(r["model"], r["dataset"]): r for r in results if r.get("path") == "eager" and "error" not in r}
+    out = []
+    for r in results:
+        share = r.get("matmul_share")
+        if share is None:
+            continue
+        floor = share * r["median_epoch_seconds"]
+        base = eager.get((r["model"], r["dataset"]))
+        limit = f", at most {base['median_epoch_seconds'] / floor:.2f}x over eager" if base else ""
+        out.append(f"{r['model']} on {r['dataset']}: matrix products are {share:.0%} of a profiled training step; "
+                   f"with everything else free an epoch would still take {floor:.2f} s{limit}")
+    return out
 
 
 def run_group(group: dict) -> list[dict]:
@@ -273,7 +303,7 @@ def write_report(results: list[dict], out: Path, threads: int, device: str = "cp
     torch.set_num_threads(threads)                          # the measured processes' count, for device_name
 
     report = {"table": table(results), "agreement": agreement(results), "model_ratios": model_ratios(results),
-              "rows": results,
+              "matmul_bounds": matmul_bounds(results), "rows": results,
               "eager_commit": EAGER_COMMIT, "provenance": provenance(torch.device(device)),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     write_json_atomic(out, report)
@@ -317,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table(results).splitlines()[-len(group_runs):]), flush=True)
         write_report(results, args.out, args.threads, args.device)     # after every group: nothing lost if cut off
     report = write_report(results, args.out, args.threads, args.device)
-    print("\n" + report["table"] + "\n\n" + "\n".join(report["agreement"] + report["model_ratios"]))
+    notes = report["agreement"] + report["model_ratios"] + report["matmul_bounds"]
+    print("\n" + report["table"] + "\n\n" + "\n".join(notes))
     for r in results:
         for part, text in r.get("profile", {}).items():
             print(f"\nprofile of the exact path ({r['model']} on {r['dataset']}), {part}:\n{text}")

@@ -47,10 +47,11 @@ def test_the_profile_of_a_model_with_sampled_negatives_runs():
     threads = torch.get_num_threads()
     try:
         p = Path_("exact", "sasrec-bce", "ml-100k", 1, seed=1)
-        tables = profile_exact(p.model, p.split, p.optimizer, p.evaluation)
+        tables, share = profile_exact(p.model, p.split, p.optimizer, p.evaluation, 256)
     finally:
         torch.set_num_threads(threads)
     assert "aten::" in tables["train_step"] and "aten::" in tables["evaluation"]
+    assert 0.0 < share < 1.0                       # a BCE step does matrix products, and other work too
 
 
 def test_ce_products_prints_a_row_per_chunk_and_dtype(capsys):
@@ -65,3 +66,18 @@ def test_ce_products_prints_a_row_per_chunk_and_dtype(capsys):
     assert "MKL" in out.splitlines()[0] or "no MKL" in out.splitlines()[0]
     rows = [line for line in out.splitlines() if line.startswith(("| 4 |", "| 8 |"))]
     assert len(rows) == 4 and all(len(row.split("|")) == 7 for row in rows), rows
+
+
+def test_matmul_share_and_the_bound_it_puts_on_the_speed_up():
+    from types import SimpleNamespace
+
+    from benchmarks.speed import matmul_bounds, matmul_share
+
+    events = [SimpleNamespace(key=k, self_cpu_time_total=t)
+              for k, t in [("aten::mm", 30.0), ("aten::bmm", 10.0), ("aten::mul", 40.0), ("aten::addmm", 20.0)]]
+    assert matmul_share(events) == pytest.approx(0.6)
+    rows = [{"model": "m", "dataset": "d", "path": "eager", "median_epoch_seconds": 9.0},
+            {"model": "m", "dataset": "d", "path": "exact", "median_epoch_seconds": 5.0, "matmul_share": 0.6},
+            {"model": "n", "dataset": "d", "path": "exact", "median_epoch_seconds": 5.0}]
+    (line,) = matmul_bounds(rows)                  # the unprofiled row has no bound
+    assert "60%" in line and "3.00 s" in line and "at most 3.00x over eager" in line

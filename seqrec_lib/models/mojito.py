@@ -2,9 +2,9 @@
 
 Follows docs/mojito.md (the official TF1 code, deezer/sigir23-mojito) with the *intended per-user* attention
 mixture of docs/mojito.md §5.1, generalised to H local heads (M9). Its pieces: the temporal context in
-``time_context.py``, the mixture block in ``attention_mixture.py``, the attentive FISM in ``fism.py``. Shapes: B sequences, L = max_len positions,
-d item width, 2d the joint item⊕context width, H local heads of width d_v = 2d/H, F time features,
-N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
+``time_context.py``, the mixture block in ``attention_mixture.py``, the attentive FISM in ``fism.py``.
+Shapes: B sequences, L = max_len positions, d item width, 2d the joint item⊕context width, H local heads of width
+d_v = 2d/H, F time features, N FISM items, V = n_items + 1 catalogue rows (row 0 = padding).
 
     X0 = Dropout([√d·E[v] + P ; √d·c + P]) ⊙ m,  C0 = c = ctx(φ(t))                    (§4)
     block: G_it = Q_it K_itᵀ, G_c = Q_c K_cᵀ (+ σ²·ε) → MLP 2→H→H → H local attentions   (§5.1)
