@@ -481,7 +481,8 @@ def head_facet_alignment(fame_model: SequentialModel, split: SplitData,
     dominant ``facet`` labels, averaged over users with a bootstrap CI.
 
     A user's dominant labels are the ``n_labels`` labels carried by most items of their ranking history
-    (labels tied with the ``n_labels``-th included). Lists exclude history items other than the target, as
+    (labels tied with the ``n_labels``-th included); labels carried by every item (S3-Rec Sports' top category)
+    are left out, since every list and chance would carry them. Lists exclude history items other than the target, as
     in ``case_study``. Users whose history carries no label of the facet are left out. Columns: ``list``,
     ``head`` (1-based; 0 for combined), ``gate`` (mean gate weight), ``share``, ``ci_low``, ``ci_high``,
     ``chance`` (mean share of a user's candidate items carrying a dominant label: a random list's share),
@@ -496,9 +497,11 @@ def head_facet_alignment(fame_model: SequentialModel, split: SplitData,
         raise ValueError(f"k and n_labels must be positive ints, got {k!r} and {n_labels!r}")
     batch, history = _rows_and_history(split, which)
     incidence = _facet_incidence(item_facets[facet], batch.device)            # [V, n_lab]
+    everywhere = incidence[1:].sum(0) == split.n_items                        # a label on every item tells nothing
+    incidence = incidence[:, ~everywhere]
     n_labels = min(n_labels, incidence.shape[1])
     if n_labels == 0:
-        raise ValueError(f"facet {facet!r} has no labels")
+        raise ValueError(f"facet {facet!r} has no label that some item lacks")
     shares, chances, gates = [], [], []
     with _analysis_mode([fame_model], seed):
         for rows in torch.arange(len(batch), device=batch.device).split(batch_size):

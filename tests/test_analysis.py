@@ -2,6 +2,7 @@ import dataclasses
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import Tensor
@@ -357,6 +358,18 @@ def test_head_facet_alignment_against_naive_loops(fame_setup, facet, n_labels):
     assert table.gate.iloc[:2].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown facet"):
         head_facet_alignment(model, split, data.item_facets, "colour")
+
+
+def test_head_facet_alignment_leaves_out_labels_on_every_item(fame_setup):
+    data, split, model, _ = fame_setup
+    genre = data.item_facets["genre"]
+    facets = {"genre": genre, "with_all": [genre[0]] + [tuple(t) + ("all",) for t in genre[1:]],
+              "only_all": [()] + [("all",)] * split.n_items}
+    plain = head_facet_alignment(model, split, facets, "genre", k=5, n_boot=100)
+    padded = head_facet_alignment(model, split, facets, "with_all", k=5, n_boot=100)
+    pd.testing.assert_frame_equal(plain, padded)
+    with pytest.raises(ValueError, match="no label that some item lacks"):
+        head_facet_alignment(model, split, facets, "only_all")
 
 
 def test_gate_trust_against_per_user_case_studies(fame_setup):
