@@ -110,15 +110,26 @@ def _ready_for_sweeps(profile: Profile) -> None:
     require_profile_holds(chosen_on_validation("beauty-fame-step3", profile, STEP3), profile, "beauty-fame-step3")
 
 
-def beauty_fig5(profile: Profile) -> list[RunSpec]:
-    """Fig. 5 on Beauty: SASRec-CE(H) and FAME w/o MoE(H) for every H of the profile, seed 1."""
-    _ready_for_sweeps(profile)
-    return head_sweep_specs(profile, "beauty")
+def fig5_runs(dataset: str) -> Callable[[Profile], list[RunSpec]]:
+    """Fig. 5 on ``dataset``: SASRec-CE(H) and FAME w/o MoE(H) for every H of the profile, seed 1."""
+
+    def plan(profile: Profile) -> list[RunSpec]:
+        _ready_for_sweeps(profile)
+        return head_sweep_specs(profile, dataset)
+
+    plan.__doc__ = f"Fig. 5 on {dataset}: SASRec-CE(H) and FAME w/o MoE(H) for every H of the profile, seed 1."
+    return plan
 
 
-def beauty_fig6(profile: Profile) -> list[RunSpec]:
-    """Fig. 6 on Beauty: FAME(H*, N) for every N, H* = Fig. 5's best FAME w/o MoE on validation."""
-    return expert_sweep_specs(profile, "beauty", best_heads(finished_records("beauty-fig5", profile), "beauty"))
+def fig6_runs(dataset: str) -> Callable[[Profile], list[RunSpec]]:
+    """Fig. 6 on ``dataset``: FAME(H*, N) for every N, H* = its own Fig. 5's best FAME w/o MoE on validation."""
+
+    def plan(profile: Profile) -> list[RunSpec]:
+        return expert_sweep_specs(profile, dataset,
+                                  best_heads(finished_records(f"{dataset}-fig5", profile), dataset))
+
+    plan.__doc__ = f"Fig. 6 on {dataset}: FAME(H*, N) for every N at {dataset}-fig5's H*, seed 1."
+    return plan
 
 
 def table2_rows(dataset: str) -> Callable[[Profile], list[RunSpec]]:
@@ -171,17 +182,22 @@ PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
     "beauty-fame-step3": beauty_fame_step3,
     "ml100k-mojito": ml100k_mojito,
     "beauty-baselines": beauty_baselines,
-    "beauty-fig5": beauty_fig5,
-    "beauty-fig6": beauty_fig6,
+    "beauty-fig5": fig5_runs("beauty"),
+    "beauty-fig6": fig6_runs("beauty"),
     "beauty-table2": table2_rows("beauty"),
     "beauty-case-study": case_study_run("beauty"),
     "sports-case-study": case_study_run("sports"),
     "toys-table2": table2_rows("toys"),
     "sports-table2": table2_rows("sports"),
+    "toys-fig5": fig5_runs("toys"),
+    "toys-fig6": fig6_runs("toys"),
+    "sports-fig5": fig5_runs("sports"),
+    "sports-fig6": fig6_runs("sports"),
 }
 """Every plan. Issue 12's (beauty-sasrec, beauty-fame-step3, beauty-fig5, beauty-fig6, then the table2 ones) each
 follow from the validation choices of the ones before it and raise NotReady until those are made; the
-case-study ones train notebook 05's FAME (Fig. 7)."""
+case-study ones train notebook 05's FAME (Fig. 7); toys/sports-fig5 and -fig6 are those datasets' own sweeps (Table 2
+there runs at Beauty's H* and N* either way)."""
 
 
 def published(spec: RunSpec, profile: Profile) -> Path:

@@ -128,12 +128,16 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
     step3 = pr.beauty_fame_step3(chosen)
     _publish_fake(pr, chosen, step3, [0.08, 0.07, 0.07, 0.07])                # block_selector + slice wins
     with pytest.raises(pr.NotReady, match="fame_wf_init"):
-        pr.beauty_fig5(chosen)
+        pr.PLANS["beauty-fig5"](chosen)
     with pytest.raises(pr.NotReady, match="fame_wf_init"):
         pr.PLANS["beauty-case-study"](chosen)
     frozen = dataclasses.replace(chosen, fame_wf_init="block_selector")
-    fig5 = pr.beauty_fig5(frozen)
+    fig5 = pr.PLANS["beauty-fig5"](frozen)
     assert {s.model_config.n_heads for s in fig5} == set(frozen.heads)
+    toys5 = pr.PLANS["toys-fig5"](frozen)                                     # the same sweep on Toys
+    assert [dataclasses.replace(s, dataset="beauty") for s in toys5] == fig5 and {s.dataset for s in toys5} == {"toys"}
+    with pytest.raises(pr.NotReady, match="toys-fig5 has"):
+        pr.PLANS["toys-fig6"](frozen)
     assert all(s.model_config.wf_init == "block_selector" for s in fig5 if s.model == "fame")
     with pytest.raises(pr.NotReady, match="beauty-fig5 has"):
         pr.PLANS["beauty-table2"](frozen)
