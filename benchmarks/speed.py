@@ -213,11 +213,16 @@ def matmul_share(events) -> float:
     return sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total if total else float("nan")
 
 
+def eager_rows(results: list[dict]) -> dict[tuple[str, str], dict]:
+    """(model, dataset) → its successful eager row, the base of every speed-up."""
+    return {(r["model"], r["dataset"]): r for r in results if r.get("path") == "eager" and "error" not in r}
+
+
 def matmul_bounds(results: list[dict]) -> list[str]:
     """For each profiled exact row: the epoch if everything but its matrix products were free (share × median
     epoch), and the speed-up over eager that bound allows. The profiler inflates small ops, so the share is if
     anything too low and the bound too generous."""
-    eager = {(r["model"], r["dataset"]): r for r in results if r.get("path") == "eager" and "error" not in r}
+    eager = eager_rows(results)
     out = []
     for r in results:
         share = r.get("matmul_share")
@@ -249,7 +254,7 @@ def table(results: list[dict]) -> str:
     lines = ["| model | dataset | path | s/epoch (median) | steps/s | eval s (all users) | peak MB (CPU: resident, "
              "CUDA: allocated) | threads | "
              "speed-up vs eager (epoch / eval) |", "|---|---|---|---|---|---|---|---|---|"]
-    eager = {(r["model"], r["dataset"]): r for r in results if r["path"] == "eager" and "error" not in r}
+    eager = eager_rows(results)
     for r in results:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['dataset']} | {r['path']} | failed: {r['error'][:80]} | | | | | |")

@@ -482,8 +482,8 @@ def head_facet_alignment(fame_model: SequentialModel, split: SplitData,
 
     A user's dominant labels are the ``n_labels`` labels carried by most items of their ranking history
     (labels tied with the ``n_labels``-th included); labels carried by every item (S3-Rec Sports' top category)
-    are left out, since every list and chance would carry them. Lists exclude history items other than the target, as
-    in ``case_study``. Users whose history carries no label of the facet are left out. Columns: ``list``,
+    are left out, since every list and chance would carry them. Lists exclude history items other than the
+    target, as in ``case_study``. Users whose history carries no label of the facet are left out. Columns: ``list``,
     ``head`` (1-based; 0 for combined), ``gate`` (mean gate weight), ``share``, ``ci_low``, ``ci_high``,
     ``chance`` (mean share of a user's candidate items carrying a dominant label: a random list's share),
     ``n_users``.
