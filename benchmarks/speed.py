@@ -87,7 +87,9 @@ class Path_:
         extra = {"precision": "bf16"} if path == "bf16" else {"compile": True} if path == "compile" else {}
         self.trainer = train.Trainer(train.TrainConfig(progress=False, seed=seed, device=device, **train_settings,
                                                        **extra))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        # eager: the Adam of its commit's trainer (lr 1e-3, torch's loop); the others: today's trainer's (fused)
+        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=1e-3) if path == "eager"
+                          else self.trainer.build_optimizer(self.model))
         self.steps = -(-len(self.split.train) // train_settings["batch_size"])
         self.rng = self._rng_state()          # this path's own RNG stream: batch order, dropout seeds, negatives
         self.epoch_seconds: list[float] = []

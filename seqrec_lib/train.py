@@ -264,6 +264,12 @@ class Trainer:
         return {"lr": self.config.lr, "betas": (0.9, 0.999), "weight_decay": self.config.weight_decay,
                 **model.optimizer_settings()}
 
+    def build_optimizer(self, model: SequentialModel) -> torch.optim.Adam:
+        """Adam with ``optimizer_kwargs``, in torch's fused kernel: one pass per parameter instead of ~10 elementwise
+        ops (SASRec's parameters on one Zen 5 core: 0.29 vs 1.56 ms a step); the same update up to the last bit or
+        two of fp32."""
+        return torch.optim.Adam(model.parameters(), fused=True, **self.optimizer_kwargs(model))
+
     def fit(self, model: SequentialModel, split: SplitData, run_dir: Path | None = None) -> TrainState:
         """Train with early stopping; afterwards ``model`` holds the best validation weights.
 
@@ -274,7 +280,7 @@ class Trainer:
         epoch is lost, and a checkpoint being written is completed first.
         """
         cfg = self.config
-        optimizer = torch.optim.Adam(model.parameters(), **self.optimizer_kwargs(model))
+        optimizer = self.build_optimizer(model)
         state, best_weights = TrainState(), copy.deepcopy(model.state_dict())
         last_path = None if run_dir is None else Path(run_dir) / "last.pt"
         if last_path is not None and last_path.exists():

@@ -265,25 +265,54 @@ def test_channel_mix_equals_the_linear_layer_over_channels():
     torch.manual_seed(0)
     layer = torch.nn.Linear(2, 3)
     x = torch.randn(4, 2, 6, 6)
-    torch.testing.assert_close(channel_mix(x, layer), layer(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+    torch.testing.assert_close(torch.stack(channel_mix(x.unbind(1), layer), 1),
+                               layer(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
 
 
-def test_uniform_dropout_has_nn_dropouts_distribution_and_is_identity_in_eval():
-    from seqrec_lib.models.layers import UniformDropout
+def test_int16_dropout_has_nn_dropouts_distribution_and_is_identity_in_eval():
+    from seqrec_lib.models.layers import Int16Dropout
     torch.manual_seed(0)
     x = torch.ones(200, 50, 64, requires_grad=True)
-    layer = UniformDropout(0.3)
+    layer = Int16Dropout(0.3)
+    assert abs(layer.scale - 1 / 0.7) < 1e-5                                # p realised to 2^-16
     y = layer(x)
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.7) < 0.005                    # 640k draws: sd of the mean 0.0006
-    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))       # inverted scaling
+    assert torch.allclose(y[kept], torch.full_like(y[kept], layer.scale))   # inverted scaling
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())                                  # d(x·mask)/dx = mask
     torch.manual_seed(1)
     first = layer(x)
     torch.manual_seed(1)
     assert torch.equal(first, layer(x))                                     # seeded: reproducible
+    odd = layer(torch.ones(3, 5, 7))                                        # numel not a multiple of 4
+    assert odd.shape == (3, 5, 7) and 0 < int((odd != 0).sum()) < 105
+    # the four int16 of each 64-bit word are independent, uniform draws: each quarter keeps 70 %
+    words = y.detach().reshape(-1, 4) != 0
+    assert torch.allclose(words.float().mean(0), torch.full((4,), 0.7), atol=0.01)
+    assert Int16Dropout(0.5).threshold == 0 and Int16Dropout(0.0)(x) is x
     layer.eval()
     assert layer(x) is x
     with pytest.raises(ValueError, match="dropout must lie in"):
-        UniformDropout(1.0)
+        Int16Dropout(1.0)
+
+
+def test_dropout_hash_equals_lowbias32_on_python_integers():
+    """keep_scale's int32 arithmetic against the hash written on unbounded Python integers, on indices past 2³¹ and
+    2³² (only their low 32 bits count) and thresholds where the sign of the int32 words matters."""
+    from seqrec_lib.models.tokens import keep_scale
+
+    def lowbias32(x: int) -> int:
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    g = torch.Generator().manual_seed(4)
+    element = torch.cat([torch.randint(0, 2**40, (3000,), generator=g), torch.tensor([0, 2**31 - 1, 2**31, 2**32 - 1, 2**32])])
+    for seed, p in ((12345, 0.1), (2**31 - 1, 0.5), (7, 0.9)):
+        words = [lowbias32(lowbias32(e & 0xFFFFFFFF) ^ seed) for e in element.tolist()]
+        want = torch.tensor([(w >= int(p * 2**32)) / (1 - p) for w in words])
+        got = keep_scale(element, p, torch.zeros(()), torch.tensor(seed))
+        torch.testing.assert_close(got, want.float(), rtol=0, atol=0)

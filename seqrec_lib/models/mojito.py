@@ -33,7 +33,7 @@ from ..data.sequences import History, SplitData
 from .attention_mixture import MixtureBlock
 from .base import ModelOutput, SequentialModel
 from .fism import distinct_pairs, draw_items, history_pairs, self_score, sequence_term, window_items
-from .layers import UniformDropout
+from .layers import Int16Dropout
 from .losses import bce_with_negatives
 from .time_context import ContextEmbedding
 
@@ -122,7 +122,7 @@ class Mojito(SequentialModel):
             nn.init.xavier_uniform_(table)
         self.context = ContextEmbedding(c.n_time_features, c.d_t, c.n_harmonics, c.tempo_linspace, c.d, c.dropout,
                                         enabled=c.time_context)
-        self.input_dropout = UniformDropout(c.dropout)
+        self.input_dropout = Int16Dropout(c.dropout)
         self.sigma = nn.Parameter(torch.full((2,), c.sigma_init))                     # (σ_it, σ_c), all blocks
         self.blocks = nn.ModuleList(MixtureBlock(c.d, c.n_heads, c.dropout, c.ln_eps, c.faithful_batch_pairing)
                                     for _ in range(c.n_blocks))

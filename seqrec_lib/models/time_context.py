@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import UniformDropout
+from .layers import Int16Dropout
 
 
 class MercerTimeEncoder(nn.Module):
@@ -28,16 +29,19 @@ class MercerTimeEncoder(nn.Module):
         self.basis = nn.Parameter(torch.empty(n_features, d_t, 2 * n_harmonics).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(n_features, d_t))                                      # [F, d_t]
 
+    def encode(self, values: Tensor) -> Tensor:
+        """Every feature's encoding of each of ``values``: [u] raw values → [u, F, d_t]."""
+        K = len(self.harmonics)
+        freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
+        angle = values[:, None, None, None] * freq                                   # [u, F, d_t, K]
+        return ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
+                + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)      # [u, F, d_t]
+
     def forward(self, t: Tensor) -> Tensor:
         """Calendar features take few distinct values (hours, days, ...), so each encoder runs once per distinct
         value and the results are gathered: the same numbers as encoding every entry, ~1000x less work."""
-        K, F_ = len(self.harmonics), t.shape[-1]
         values, where = torch.unique(t, return_inverse=True)                         # [u], [..., F]
-        freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
-        angle = values[:, None, None, None] * freq                                   # [u, F, d_t, K]
-        table = ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
-                 + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)     # [u, F, d_t]
-        return table[where, torch.arange(F_, device=t.device)]                       # [..., F, d_t]
+        return self.encode(values)[where, torch.arange(t.shape[-1], device=t.device)]   # [..., F, d_t]
 
 
 class ContextEmbedding(nn.Module):
@@ -55,12 +59,19 @@ class ContextEmbedding(nn.Module):
         self.out = nn.Linear(n_features * d_t, d)
         nn.init.normal_(self.out.weight, 0.0, 0.01)
         nn.init.zeros_(self.out.bias)
-        self.dropout = UniformDropout(dropout)
+        self.dropout = Int16Dropout(dropout)
 
     def forward(self, feats: Tensor) -> Tensor:
         if feats.shape[-1] < self.n_features:
             raise ValueError(f"MOJITO needs {self.n_features} calendar features, the batch has {feats.shape[-1]}")
         if not self.enabled:
             return feats.new_zeros(*feats.shape[:-1], self.out.out_features)
-        enc = self.mercer(feats[..., -self.n_features:].float())                      # [..., F, d_t]
-        return self.dropout(self.out(enc.flatten(-2)))                                # [..., d]
+        t = feats[..., -self.n_features:].float()                                     # [..., F]
+        F_, d = self.n_features, self.out.out_features
+        values, where = torch.unique(t, return_inverse=True)                          # [u], [..., F]
+        # W_c·concat_f Mercer_f = Σ_f W_c[:, f]·Mercer_f: project each (distinct value, feature) once, then sum the
+        # F projected rows of each entry (an embedding bag); no [..., F·d_t] gather and its scatter-add backward
+        proj = torch.einsum("ufk,dfk->ufd", self.mercer.encode(values), self.out.weight.view(d, F_, -1))  # [u, F, d]
+        rows = where * F_ + torch.arange(F_, device=t.device)                         # [..., F] rows of [u·F, d]
+        c = F.embedding_bag(rows.reshape(-1, F_), proj.reshape(-1, d), mode="sum") + self.out.bias
+        return self.dropout(c.view(*t.shape[:-1], d))                                 # [..., d]

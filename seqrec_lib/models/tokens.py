@@ -239,23 +239,22 @@ class TokenLayout:
         return torch.argsort(tokens), torch.argsort(rows)
 
 
-_MASK32 = 0xFFFFFFFF
-
-
 def _hash32(x: Tensor) -> Tensor:
-    """A 32-bit integer hash (Wellons' lowbias32) of int64 values in [0, 2³²), vectorised."""
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK32
-    return x ^ (x >> 16)
+    """Wellons' lowbias32 hash, vectorised on int32 tensors read as unsigned 32-bit words: products wrap mod 2³² and
+    each logical shift is an arithmetic one masked to the bits shifted in (half the memory traffic of int64)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * 0x7FEB352D
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * (0x846CA68B - 2**32)                                          # the unsigned constant as an int32
+    return x ^ ((x >> 16) & 0xFFFF)
 
 
 def keep_scale(element: Tensor, p: float, like: Tensor, seed: Tensor) -> Tensor:
     """Dropout multipliers for int64 element indices: 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
 
     ``seed`` is one draw of torch's default generator per dropout call (``DropoutSeeds``; so runs are
-    reproducible and resumable from the saved RNG state); element e is dropped when hash(hash(e) ^ seed) < p·2³².
+    reproducible and resumable from the saved RNG state); element e is dropped when hash(hash(e mod 2³²) ^ seed)
+    < p·2³², compared as unsigned words (the sign bit flipped, so int32 order is unsigned order).
     """
-    u = _hash32(_hash32(element & _MASK32) ^ seed)
-    return (u >= int(p * 2**32)).to(like.dtype) * (1.0 / (1.0 - p))
+    u = _hash32(_hash32(element.to(torch.int32)) ^ seed.to(torch.int32))   # .to(int32) keeps the low 32 bits
+    return ((u ^ -2**31) >= int(p * 2**32) - 2**31).to(like.dtype) * (1.0 / (1.0 - p))
