@@ -209,6 +209,8 @@ def test_fused_cross_entropy_bf16_is_close_and_rejects_bad_shapes():
         item_cross_entropy(h, table[:, :8], targets)
     with pytest.raises(ValueError, match="targets"):
         item_cross_entropy(h, table, targets[:5])
+    with pytest.raises(ValueError, match="chunk must be at least 1"):
+        item_cross_entropy(h, table, targets, chunk=0)
 
 
 def test_fame_last_only_gives_last_position_extras():
