@@ -150,15 +150,21 @@ class TokenLayout:
             return x
         rest = x.shape[1:]
         R = math.prod(rest)
+        rows, positions = self._rows_positions32                                              # [T] int32 each
+        span = lambda n: torch.arange(n, dtype=torch.int32, device=x.device)   # noqa: E731
         if heads_first:
             H, e = rest
-            head = torch.arange(H, device=x.device)[:, None] * (self.length * e) + torch.arange(e, device=x.device)
-            base = (self.rows * H * self.length + self.positions) * e                          # [T]
-            element = base[:, None, None] + head                                              # [T, H, e]
+            base = (rows * (H * self.length) + positions) * e                                 # [T]
+            element = base[:, None, None] + (span(H)[:, None] * (self.length * e) + span(e))  # [T, H, e]
         else:
-            element = ((self.rows * self.length + self.positions)[:, None] * R
-                       + torch.arange(R, device=x.device)).view(x.shape)                      # [T, *rest]
+            element = ((rows * self.length + positions)[:, None] * R + span(R)).view(x.shape)  # [T, *rest]
         return x * keep_scale(element, p, x, self.seeds.draw(x.device))
+
+    @cached_property
+    def _rows_positions32(self) -> tuple[Tensor, Tensor]:
+        """``rows`` and ``positions`` as int32: dropout's element indices are formed in int32, whose products wrap
+        mod 2³², i.e. they are the low 32 bits of the int64 indices, all the hash reads (``keep_scale``)."""
+        return self.rows.to(torch.int32), self.positions.to(torch.int32)
 
     def attention_dropout(self, probs: Tensor, p: float, training: bool) -> Tensor:
         """Dropout of trimmed maps [B, *heads, W, W] whose keep/drop is fixed by each entry's index in the
@@ -169,7 +175,8 @@ class TokenLayout:
         G = math.prod(probs.shape[1:-2])
         b, q, k = self.allowed                                                                # [n] each
         g = torch.arange(G, device=probs.device)[:, None]                                     # [G, 1]
-        element = ((self.sequences[b] * G + g) * L + q + (L - W)) * L + k + (L - W)         # [G, n]
+        seq, q32, k32 = self._allowed32                                                       # int32, as dropout
+        element = ((seq * G + g.int()) * L + q32 + (L - W)) * L + k32 + (L - W)             # [G, n]
         noise = torch.zeros(B, G, W, W, dtype=probs.dtype, device=probs.device)
         noise[b, g, q, k] = keep_scale(element, p, probs, self.seeds.draw(probs.device))
         return probs * noise.view(probs.shape)
@@ -181,6 +188,12 @@ class TokenLayout:
         real[self.index] = True
         entries = self.attention[:, 0] & real.view(self.batch, self.width, 1)                  # [B, W, W]
         return tuple(entries.nonzero().unbind(1))
+
+    @cached_property
+    def _allowed32(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The attention entries' padded sequence, query and key columns as int32 (see ``_rows_positions32``)."""
+        b, q, k = self.allowed
+        return self.sequences[b].to(torch.int32), q.to(torch.int32), k.to(torch.int32)
 
     @cached_property
     def buckets(self) -> list[tuple[Tensor, Tensor, "TokenLayout"]]:
@@ -256,5 +269,5 @@ def keep_scale(element: Tensor, p: float, like: Tensor, seed: Tensor) -> Tensor:
     reproducible and resumable from the saved RNG state); element e is dropped when hash(hash(e mod 2³²) ^ seed)
     < p·2³², compared as unsigned words (the sign bit flipped, so int32 order is unsigned order).
     """
-    u = _hash32(_hash32(element.to(torch.int32)) ^ seed.to(torch.int32))   # .to(int32) keeps the low 32 bits
+    u = _hash32(_hash32(element.to(torch.int32)) ^ seed.to(torch.int32))   # int64 → int32 keeps the low 32 bits
     return ((u ^ -2**31) >= int(p * 2**32) - 2**31).to(like.dtype) * (1.0 / (1.0 - p))
