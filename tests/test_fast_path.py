@@ -302,7 +302,7 @@ def test_int16_dropout_has_nn_dropouts_distribution_and_is_identity_in_eval():
 def test_dropout_hash_equals_lowbias32_on_python_integers():
     """keep_scale's int32 arithmetic against the hash written on unbounded Python integers, on indices past 2³¹ and
     2³² (only their low 32 bits count) and thresholds where the sign of the int32 words matters."""
-    from seqrec_lib.models.tokens import keep_scale
+    from seqrec_lib.models.tokens import _hash32, keep_scale
 
     def lowbias32(x: int) -> int:
         x ^= x >> 16
@@ -316,5 +316,26 @@ def test_dropout_hash_equals_lowbias32_on_python_integers():
     for seed, p in ((12345, 0.1), (2**31 - 1, 0.5), (7, 0.9)):
         words = [lowbias32(lowbias32(e & 0xFFFFFFFF) ^ seed) for e in element.tolist()]
         want = torch.tensor([(w >= int(p * 2**32)) / (1 - p) for w in words])
-        got = keep_scale(element, p, torch.zeros(()), torch.tensor(seed))
+        got = keep_scale(_hash32(element.to(torch.int32)), p, torch.zeros(()), torch.tensor(seed))
         torch.testing.assert_close(got, want.float(), rtol=0, atol=0)
+
+
+def test_cached_element_hashes_give_a_fresh_layouts_masks():
+    """TokenLayout caches the seed-free half of the dropout hash per shape: a layout that has served other shapes and
+    seeds drops exactly what a fresh one drops (token dropout, head-first dropout, attention dropout)."""
+    from seqrec_lib.models.tokens import TokenLayout
+    g = torch.Generator().manual_seed(5)
+    items = torch.randint(0, 30, (12, 10), generator=g) * (torch.rand(12, 10, generator=g) > 0.3)
+    used = TokenLayout.from_items(items)
+    T = used.n_tokens
+    calls = [lambda lay, x: lay.dropout(x, 0.3, True), lambda lay, x: lay.dropout(x.view(T, 2, -1), 0.3, True, True),
+             lambda lay, x: lay.attention_dropout(x, 0.3, True)]
+    inputs = [torch.randn(T, 8, generator=g), torch.randn(T, 8, generator=g),
+              torch.rand(12, 2, used.width, used.width, generator=g)]
+    for call, x in zip(calls, inputs):          # fill the cache, with other seeds
+        call(used, x)
+    for seed, (call, x) in enumerate(zip(calls, inputs)):
+        torch.manual_seed(seed)
+        cached = call(used, x)
+        torch.manual_seed(seed)
+        assert torch.equal(cached, call(TokenLayout.from_items(items), x))

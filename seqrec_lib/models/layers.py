@@ -109,8 +109,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     forward: X [T, d] at the tokens of ``layout`` → (Y [Tq, d], A [B, H, Wq, W] or None, O [B, H, Wq, d'] or
     None), where A are the post-softmax maps and O = A V the per-head outputs before W_O (docs/analysis.md §1).
-    Only the attention runs in the [B, H, W, W] layout; with ``last_only`` the queries are each sequence's last
-    token (Tq = B, Wq = 1), which is all evaluation needs of the last block.
+    Q, K, V (one product), W_O, the hidden dropout and the LayerNorm run once on all tokens; only ``attend`` runs
+    per length bucket (``TokenLayout.per_bucket``) in the [B, H, W, W] layout. With ``last_only`` the queries are
+    each sequence's last token (Tq = B, Wq = 1), which is all evaluation needs of the last block.
     """
 
     def __init__(self, d: int, n_heads: int, attn_dropout: float, hidden_dropout: float, ln_eps: float) -> None:
@@ -130,22 +131,33 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        k, v = self.split_heads(layout.pad(self.key(x))), self.split_heads(layout.pad(self.value(x)))  # [B, H, W, d']
+        layers = (self.query, self.key, self.value)
+        qkv = F.linear(x, torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers]))   # [T, 3d]
+        ctx, probs, heads = layout.per_bucket(lambda bucket, rows: self.attend(rows, bucket, return_attention,
+                                                                               last_only), qkv, last_only)   # [Tq, d]
         if last_only:
-            x = layout.last_tokens(x)                                                   # [B, d]
-            q, mask = self.split_heads(self.query(x)[:, None]), layout.attention[:, :, -1:]   # [B, H, 1, d']
+            x = layout.last_tokens(x)                                                       # [B, d]
+        y = self.out(ctx)
+        y = F.dropout(y, self.p_hidden, self.training) if last_only else layout.dropout(y, self.p_hidden, self.training)
+        return self.norm(x + y), probs, heads
+
+    def attend(self, qkv: Tensor, layout: TokenLayout, return_attention: bool, last_only: bool
+               ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """softmax(Q Kᵀ/√d') V per head: qkv [T, 3d] at ``layout``'s tokens → (context [Tq, d], A and O with
+        ``return_attention``, else None)."""
+        q, k, v = qkv.chunk(3, dim=1)                                                       # [T, d] each
+        k, v = self.split_heads(layout.pad(k)), self.split_heads(layout.pad(v))             # [B, H, W, d']
+        if last_only:
+            q, mask = self.split_heads(layout.last_tokens(q)[:, None]), layout.attention[:, :, -1:]   # [B, H, 1, d']
         else:
-            q, mask = self.split_heads(layout.pad(self.query(x))), layout.attention          # [B, H, W, d']
+            q, mask = self.split_heads(layout.pad(q)), layout.attention                      # [B, H, W, d']
         probs = masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), mask)     # [B, H, Wq, W]
         dropped = (F.dropout(probs, self.p_attn, self.training) if last_only
                    else layout.attention_dropout(probs, self.p_attn, self.training))
         heads = dropped @ v                                                                 # [B, H, Wq, d']
         ctx = heads.transpose(1, 2).flatten(2)                                              # [B, Wq, d]
         ctx = ctx[:, 0] if last_only else layout.unpad(ctx)                                 # [Tq, d]
-        y = self.out(ctx)
-        y = F.dropout(y, self.p_hidden, self.training) if last_only else layout.dropout(y, self.p_hidden, self.training)
-        y = self.norm(x + y)
-        return (y, probs, heads) if return_attention else (y, None, None)
+        return (ctx, probs, heads) if return_attention else (ctx, None, None)
 
 
 class FeedForward(nn.Module):
@@ -181,8 +193,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: Tensor, layout: TokenLayout, return_attention: bool = False, last_only: bool = False
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        y, probs, heads = layout.per_bucket(lambda bucket, xs: self.attention(xs, bucket, return_attention, last_only),
-                                            x, last_only)                               # length buckets
+        y, probs, heads = self.attention(x, layout, return_attention, last_only)
         return self.ffn(y, None if last_only else layout), probs, heads
 
 

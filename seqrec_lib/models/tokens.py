@@ -89,6 +89,7 @@ class TokenLayout:
     attention: Tensor
     sequences: Tensor
     seeds: DropoutSeeds = field(default_factory=DropoutSeeds, compare=False)
+    hash_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_items(cls, items: Tensor, packed: bool = True, causal: bool = True) -> "TokenLayout":
@@ -148,52 +149,54 @@ class TokenLayout:
         tensor (``heads_first``: x is [T, H, e] and the padded tensor [B, H, L, e])."""
         if not training or p == 0.0:
             return x
-        rest = x.shape[1:]
-        R = math.prod(rest)
-        rows, positions = self._rows_positions32                                              # [T] int32 each
-        span = lambda n: torch.arange(n, dtype=torch.int32, device=x.device)   # noqa: E731
-        if heads_first:
-            H, e = rest
-            base = (rows * (H * self.length) + positions) * e                                 # [T]
-            element = base[:, None, None] + (span(H)[:, None] * (self.length * e) + span(e))  # [T, H, e]
-        else:
-            element = ((rows * self.length + positions)[:, None] * R + span(R)).view(x.shape)  # [T, *rest]
-        return x * keep_scale(element, p, x, self.seeds.draw(x.device))
-
-    @cached_property
-    def _rows_positions32(self) -> tuple[Tensor, Tensor]:
-        """``rows`` and ``positions`` as int32: dropout's element indices are formed in int32, whose products wrap
-        mod 2³², i.e. they are the low 32 bits of the int64 indices, all the hash reads (``keep_scale``)."""
-        return self.rows.to(torch.int32), self.positions.to(torch.int32)
+        hashed = self._element_hashes(tuple(x.shape[1:]), heads_first)                         # [T, *rest]
+        return x * keep_scale(hashed, p, x, self.seeds.draw(x.device))
 
     def attention_dropout(self, probs: Tensor, p: float, training: bool) -> Tensor:
         """Dropout of trimmed maps [B, *heads, W, W] whose keep/drop is fixed by each entry's index in the
         padded maps [B, *heads, L, L]. Only entries a real query may attend to are drawn (the others are 0)."""
         if not training or p == 0.0:
             return probs
-        B, W, L = self.batch, self.width, self.length
-        G = math.prod(probs.shape[1:-2])
-        b, q, k = self.allowed                                                                # [n] each
-        g = torch.arange(G, device=probs.device)[:, None]                                     # [G, 1]
-        seq, q32, k32 = self._allowed32                                                       # int32, as dropout
-        element = ((seq * G + g.int()) * L + q32 + (L - W)) * L + k32 + (L - W)             # [G, n]
-        noise = torch.zeros(B, G, W, W, dtype=probs.dtype, device=probs.device)
-        noise[b, g, q, k] = keep_scale(element, p, probs, self.seeds.draw(probs.device))
+        flat, hashed = self._attention_hashes(math.prod(probs.shape[1:-2]))                   # [G·n] each
+        noise = torch.zeros(probs.numel(), dtype=probs.dtype, device=probs.device)
+        noise[flat] = keep_scale(hashed, p, probs, self.seeds.draw(probs.device))
         return probs * noise.view(probs.shape)
 
-    @cached_property
-    def allowed(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(b, q, k) [n] each: the attention entries of real queries, (sequence, query column, key column)."""
-        real = torch.zeros(self.batch * self.width, dtype=torch.bool, device=self.index.device)
-        real[self.index] = True
-        entries = self.attention[:, 0] & real.view(self.batch, self.width, 1)                  # [B, W, W]
-        return tuple(entries.nonzero().unbind(1))
+    def _element_hashes(self, rest: tuple[int, ...], heads_first: bool) -> Tensor:
+        """hash(element index) [T, *rest] of ``dropout``'s elements, the half of ``keep_scale``'s hash that does not
+        depend on the call's seed: computed once per layout and shape (an encoder's dropouts share it). Indices are
+        formed in int32, whose products wrap mod 2³²: they are the low 32 bits of the int64 indices, all the hash
+        reads."""
+        key = ("tokens", rest, heads_first)
+        if key not in self.hash_cache:
+            rows, positions = self.rows.to(torch.int32), self.positions.to(torch.int32)          # [T] each
+            span = lambda n: torch.arange(n, dtype=torch.int32, device=rows.device)   # noqa: E731
+            if heads_first:
+                H, e = rest
+                base = (rows * (H * self.length) + positions) * e                                # [T]
+                element = base[:, None, None] + (span(H)[:, None] * (self.length * e) + span(e))  # [T, H, e]
+            else:
+                R = math.prod(rest)
+                element = ((rows * self.length + positions)[:, None] * R + span(R)).view(-1, *rest)   # [T, *rest]
+            self.hash_cache[key] = _hash32(element)
+        return self.hash_cache[key]
 
-    @cached_property
-    def _allowed32(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The attention entries' padded sequence, query and key columns as int32 (see ``_rows_positions32``)."""
-        b, q, k = self.allowed
-        return self.sequences[b].to(torch.int32), q.to(torch.int32), k.to(torch.int32)
+    def _attention_hashes(self, G: int) -> tuple[Tensor, Tensor]:
+        """The entries of real queries in the trimmed maps [B, G, W, W] (flat indices [G·n]) and hash(their index in
+        the padded maps [B, G, L, L]) [G·n], once per layout and G (see ``_element_hashes``)."""
+        key = ("attention", G)
+        if key not in self.hash_cache:
+            B, W, L = self.batch, self.width, self.length
+            real = torch.zeros(B * W, dtype=torch.bool, device=self.index.device)
+            real[self.index] = True
+            entries = self.attention[:, 0] & real.view(B, W, 1)                                # [B, W, W]
+            b, q, k = entries.nonzero().to(torch.int32).unbind(1)                              # [n] each
+            g = torch.arange(G, dtype=torch.int32, device=b.device)[:, None]                   # [G, 1]
+            seq = self.sequences.to(torch.int32)[b]
+            element = ((seq * G + g) * L + q + (L - W)) * L + k + (L - W)                       # [G, n]
+            flat = ((b.long() * G + g) * W + q) * W + k                                         # [G, n] into [B·G·W·W]
+            self.hash_cache[key] = (flat.reshape(-1), _hash32(element.reshape(-1)))
+        return self.hash_cache[key]
 
     @cached_property
     def buckets(self) -> list[tuple[Tensor, Tensor, "TokenLayout"]]:
@@ -262,12 +265,13 @@ def _hash32(x: Tensor) -> Tensor:
     return x ^ ((x >> 16) & 0xFFFF)
 
 
-def keep_scale(element: Tensor, p: float, like: Tensor, seed: Tensor) -> Tensor:
-    """Dropout multipliers for int64 element indices: 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
+def keep_scale(hashed: Tensor, p: float, like: Tensor, seed: Tensor) -> Tensor:
+    """Dropout multipliers from hashed element indices (``_hash32`` of the int32 low words of the indices; ``TokenLayout``
+    caches them): 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
 
     ``seed`` is one draw of torch's default generator per dropout call (``DropoutSeeds``; so runs are
     reproducible and resumable from the saved RNG state); element e is dropped when hash(hash(e mod 2³²) ^ seed)
     < p·2³², compared as unsigned words (the sign bit flipped, so int32 order is unsigned order).
     """
-    u = _hash32(_hash32(element.to(torch.int32)) ^ seed.to(torch.int32))   # int64 → int32 keeps the low 32 bits
+    u = _hash32(hashed ^ seed.to(torch.int32))
     return ((u ^ -2**31) >= int(p * 2**32) - 2**31).to(like.dtype) * (1.0 / (1.0 - p))
