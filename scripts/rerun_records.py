@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         after = run(spec, profile, RERUNS)
         rows.append({"seed": spec.train_config.seed, "published": test_metrics(before),
                      "rerun": test_metrics(after), "published_commit": before["provenance"].get("git_commit"),
+                     "rerun_commit": after["provenance"].get("git_commit"),
                      "best_epoch": {"published": before["best_epoch"], "rerun": after["best_epoch"]}})
         print(f"seed {rows[-1]['seed']}: " + ", ".join(
             f"{k} {rows[-1]['published'][k]:.4f} → {v:.4f}" for k, v in rows[-1]["rerun"].items()), flush=True)
