@@ -12,8 +12,8 @@ models (FAME over SASRec-CE) come from one run too. The table has the median sec
 the full-ranking evaluation of all test users, peak resident memory (a short separate process per row), and the
 speed-up over the eager row of the same model and dataset. The agreement check trains the padded reference (today's
 code with ``packed=False``: every position computed, the same dropout draws) and the exact path for ``--epochs``
-epochs and compares their test metrics (≤ 1e-4). A profile of a training step and an evaluation of the exact path
-is kept in the output.
+epochs and compares their test metrics (≤ 1e-4). A profile of a training step and an evaluation of each model's exact
+path is kept in the output.
 
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --threads 2            # all rows (about an hour)
     SEQREC_DATA_DIR=/path/to/data python benchmarks/speed.py --rows sasrec-ce:beauty --paths eager,exact
@@ -165,7 +165,7 @@ def measure(group: dict) -> list[dict]:
                      "median_epoch_seconds": median,
                      "steps_per_second": p.steps / median, "eval_seconds": min(p.eval_seconds), "test": p.test,
                      "device": group["device"]} | ({"peak_gpu_mb": p.peak_gpu_mb} if group["device"] != "cpu" else {}))
-        if group.get("profile") and p.path == "exact" and not any("profile" in r for r in rows):
+        if p.path == "exact":                                               # every model's exact row
             rows[-1]["profile"], rows[-1]["matmul_share"] = profile_exact(p.model, p.split, p.optimizer, p.evaluation,
                                                                         p.trainer.config.batch_size)
     return rows
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i, group_runs in enumerate(groups):
         group = {"id": i, "runs": group_runs, "epochs": args.epochs, "threads": args.threads, "seed": args.seed,
-                 "profile": i == 0, "device": args.device}
+                 "device": args.device}
         print("running " + ", ".join(":".join(r) for r in group_runs) + " ...", flush=True)
         results.extend(run_group(group))
         print("\n".join(table(results).splitlines()[-len(group_runs):]), flush=True)

@@ -39,7 +39,7 @@ def test_op_count_counts_a_training_step_of_each_path():
 
 @pytest.mark.realdata
 def test_the_profile_of_a_model_with_sampled_negatives_runs():
-    """The benchmark profiles the first exact row: a training step of a BCE model needs the trainer's negatives."""
+    """The benchmark profiles every exact row: a training step of a BCE model needs the trainer's negatives."""
     if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
         pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
     from benchmarks.speed import Path_, profile_exact
