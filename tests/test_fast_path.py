@@ -312,7 +312,8 @@ def test_dropout_hash_equals_lowbias32_on_python_integers():
         return x ^ (x >> 16)
 
     g = torch.Generator().manual_seed(4)
-    element = torch.cat([torch.randint(0, 2**40, (3000,), generator=g), torch.tensor([0, 2**31 - 1, 2**31, 2**32 - 1, 2**32])])
+    edges = torch.tensor([0, 2**31 - 1, 2**31, 2**32 - 1, 2**32])
+    element = torch.cat([torch.randint(0, 2**40, (3000,), generator=g), edges])
     for seed, p in ((12345, 0.1), (2**31 - 1, 0.5), (7, 0.9)):
         words = [lowbias32(lowbias32(e & 0xFFFFFFFF) ^ seed) for e in element.tolist()]
         want = torch.tensor([(w >= int(p * 2**32)) / (1 - p) for w in words])

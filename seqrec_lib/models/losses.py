@@ -35,10 +35,10 @@ def item_cross_entropy(states: Tensor, item_table: Tensor, targets: Tensor, chun
     without its padding row 0, ``targets`` [P] in 1..n_items.
 
     Equal to ``F.cross_entropy(states @ item_table[1:].T, targets - 1)`` (values and both gradients, fp32), but
-    fused: per chunk of ``chunk`` rows (None: ``CE_ROWS_PER_THREAD`` per torch thread) the logits are formed, the loss read off (max-shifted log-sum-exp) and the
-    gradient (softmax − one-hot) formed in place and multiplied out at once (the 1/P applied to the [P, d] and
-    [V, d] results), so neither the [P, V] logits nor their gradient
-    ever exist whole. Matmuls run in ``matmul_dtype`` (None: the autocast dtype inside autocast, else the
+    fused: per chunk of ``chunk`` rows (None: ``CE_ROWS_PER_THREAD`` per torch thread) the logits are formed in one
+    reused block, the loss read off (max-shifted log-sum-exp) and the gradient (softmax − one-hot) formed in place and
+    multiplied out at once (the 1/P applied to the [P, d] and [V, d] results), so neither the [P, V] logits nor their
+    gradient ever exist whole. Matmuls run in ``matmul_dtype`` (None: the autocast dtype inside autocast, else the
     inputs'); softmax and loss always accumulate in fp32.
     """
     if states.dim() != 2 or item_table.dim() != 2 or states.shape[1] != item_table.shape[1]:

@@ -266,8 +266,8 @@ def _hash32(x: Tensor) -> Tensor:
 
 
 def keep_scale(hashed: Tensor, p: float, like: Tensor, seed: Tensor) -> Tensor:
-    """Dropout multipliers from hashed element indices (``_hash32`` of the int32 low words of the indices; ``TokenLayout``
-    caches them): 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
+    """Dropout multipliers from hashed element indices (``_hash32`` of the indices' int32 low words, which
+    ``TokenLayout`` caches): 1/(1-p) where kept, 0 where dropped, as ``like``'s dtype.
 
     ``seed`` is one draw of torch's default generator per dropout call (``DropoutSeeds``; so runs are
     reproducible and resumable from the saved RNG state); element e is dropped when hash(hash(e mod 2³²) ^ seed)
