@@ -22,7 +22,7 @@ class Int16Dropout(nn.Module):
     probability is p rounded to a multiple of 2⁻¹⁶ (0.3 → 0.300003), and scale the kept ones by 1/(1 − that p).
 
     The integers are four to a 64-bit draw of torch's default generator (seeded and checkpointed as any draw):
-    ~0.8 ns an element on the 2-core AMD EPYC, against ~2 ns for ``rand_like``'s floats and ~22 ns for the serial
+    ~0.8 ns an element on the 2-core AMD EPYC, against ~2 ns for ``rand_like``'s floats and 7-22 ns for the serial
     ``bernoulli_`` there. For models on padded [B, L, ...] tensors (MOJITO); the token-layout models use
     ``TokenLayout.dropout``.
     """
