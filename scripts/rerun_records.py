@@ -51,18 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     if not specs:
         labels = sorted({s.label for s in PLANS[args.plan](profile)})
         parser.error(f"plan {args.plan} has no runs labelled {args.label!r}; its labels: {', '.join(labels)}")
-    chosen = [s for s in specs if s.train_config.seed in args.seeds]
-    missing = sorted(set(args.seeds) - {s.train_config.seed for s in chosen})
+    chosen = [s for s in specs if s.seed in args.seeds]
+    missing = sorted(set(args.seeds) - {s.seed for s in chosen})
     if missing:
         parser.error(f"plan {args.plan} has no {args.label} run with seed(s) {missing}")
     rows = []
     for spec in chosen:
         path = published(spec, profile)
         if not path.exists():
-            parser.error(f"{args.label} seed {spec.train_config.seed} has no published record ({path})")
+            parser.error(f"{args.label} seed {spec.seed} has no published record ({path})")
         before = json.loads(path.read_text())
         after = run(spec, profile, RERUNS)
-        rows.append({"seed": spec.train_config.seed, "published": test_metrics(before),
+        rows.append({"seed": spec.seed, "published": test_metrics(before),
                      "rerun": test_metrics(after), "published_commit": before["provenance"].get("git_commit"),
                      "rerun_commit": after["provenance"].get("git_commit"),
                      "best_epoch": {"published": before["best_epoch"], "rerun": after["best_epoch"]}})
