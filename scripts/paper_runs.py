@@ -117,7 +117,6 @@ def fig5_runs(dataset: str) -> Callable[[Profile], list[RunSpec]]:
         _ready_for_sweeps(profile)
         return head_sweep_specs(profile, dataset)
 
-    plan.__doc__ = f"Fig. 5 on {dataset}: SASRec-CE(H) and FAME w/o MoE(H) for every H of the profile, seed 1."
     return plan
 
 
@@ -128,7 +127,6 @@ def fig6_runs(dataset: str) -> Callable[[Profile], list[RunSpec]]:
         return expert_sweep_specs(profile, dataset,
                                   best_heads(finished_records(f"{dataset}-fig5", profile), dataset))
 
-    plan.__doc__ = f"Fig. 6 on {dataset}: FAME(H*, N) for every N at {dataset}-fig5's H*, seed 1."
     return plan
 
 
@@ -141,7 +139,6 @@ def table2_rows(dataset: str) -> Callable[[Profile], list[RunSpec]]:
         experts = best_experts(finished_records("beauty-fig6", profile), "beauty", heads)
         return table_specs(profile, dataset, heads, experts)
 
-    plan.__doc__ = f"Table 2's rows on {dataset} at Beauty's H* and N*, every seed of the profile."
     return plan
 
 
@@ -153,7 +150,6 @@ def case_study_run(dataset: str) -> Callable[[Profile], list[RunSpec]]:
         _ready_for_sweeps(profile)
         return [single_run_spec(profile, "fame", dataset, n_heads=profile.case_study_heads)]
 
-    plan.__doc__ = f"Fig. 7's FAME on {dataset} (notebook 05), at the profile's case-study H, seed 1."
     return plan
 
 

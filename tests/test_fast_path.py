@@ -2,6 +2,7 @@
 gradients, dropout on), the fused linear + cross-entropy vs ``F.cross_entropy`` of the full logits, and the
 last-position evaluation forward vs the full forward."""
 
+import copy
 import dataclasses
 
 import pytest
@@ -251,15 +252,29 @@ def test_bf16_training_epoch_runs_and_stays_close_to_fp32():
     assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
 
 
-def test_mercer_encoder_on_distinct_values_equals_the_direct_formula():
-    from seqrec_lib.models.time_context import MercerTimeEncoder
+def test_context_embedding_bag_equals_the_linear_layer_over_every_entrys_encodings():
+    """The context as an embedding bag over per-feature projections of the distinct values (the fast path) against
+    the formula as written: W_c · concat_f Mercer_f(t_f) + b_c, each entry encoded on its own; value and gradients."""
+    from seqrec_lib.models.time_context import ContextEmbedding
     torch.manual_seed(0)
-    enc = MercerTimeEncoder(3, 8, 3, 8.0)
-    t = torch.randint(0, 24, (5, 7, 3)).float()                         # many repeated values
+    fast = ContextEmbedding(3, 8, 3, 8.0, 16, dropout=0.0).double()
+    with torch.no_grad():
+        fast.out.bias.normal_()
+    naive = copy.deepcopy(fast)
+    t = torch.randint(0, 24, (5, 7, 4)).double()                       # many repeated values; the last 3 are read
+    enc = naive.mercer
+    angle = t[..., 1:, None, None] * (enc.harmonics / 10.0 ** enc.log_period[..., None])    # [5, 7, F, d_t, K]
     K = len(enc.harmonics)
-    angle = t[..., None, None] * (enc.harmonics / 10.0 ** enc.log_period[..., None])
-    direct = (torch.sin(angle) * enc.basis[..., :K]).sum(-1) + (torch.cos(angle) * enc.basis[..., K:]).sum(-1) + enc.bias
-    torch.testing.assert_close(enc(t), direct)
+    mercer = ((torch.sin(angle) * enc.basis[..., :K]).sum(-1) + (torch.cos(angle) * enc.basis[..., K:]).sum(-1)
+              + enc.bias)                                               # [5, 7, F, d_t]
+    want = naive.out(mercer.flatten(-2))                               # [5, 7, d]
+    got = fast(t)
+    torch.testing.assert_close(got, want)
+    weight = torch.randn_like(want)
+    (got * weight).sum().backward()
+    (want * weight).sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), naive.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
 def test_channel_mix_equals_the_linear_layer_over_channels():

@@ -70,8 +70,9 @@ def test_mercer_encoder_matches_direct_formula() -> None:
         enc.log_period.add_(0.3 * torch.randn_like(enc.log_period))
         enc.bias.normal_()
     t = torch.from_numpy(calendar_features(np.array([1_000_000_000, 1_609_675_200]))).double()   # [2, 7]
-    out = enc(t)                                                                                  # [2, 7, d_t]
-    assert out.shape == (2, F_, d_t)
+    every = enc(t.flatten())                                                                      # [14, F, d_t]
+    assert every.shape == (2 * F_, F_, d_t)
+    out = every.view(2, F_, F_, d_t).diagonal(dim1=1, dim2=2).transpose(1, 2)   # [2, F, d_t]: feature f's own encoder
     p, W, b = enc.log_period.tolist(), enc.basis.tolist(), enc.bias.tolist()
     for r in range(2):
         for f in range(F_):

@@ -15,7 +15,7 @@ from .layers import Int16Dropout
 
 
 class MercerTimeEncoder(nn.Module):
-    """F independent Mercer encoders (one per feature, docs/mojito.md §3): [..., F] raw values → [..., F, d_t].
+    """F independent Mercer encoders (one per feature, docs/mojito.md §3): [u] raw values → [u, F, d_t].
 
     Mercer_f(t)_i = Σ_k W_f[i,k]·sin(k·t·10^-p_f[i]) + W_f[i,K+k]·cos(k·t·10^-p_f[i]) + b_f[i], k = 1..K,
     with p_f = linspace(0, tempo_linspace, d_t) (trainable), W_f Glorot-uniform [d_t, 2K], b_f = 0.
@@ -29,19 +29,15 @@ class MercerTimeEncoder(nn.Module):
         self.basis = nn.Parameter(torch.empty(n_features, d_t, 2 * n_harmonics).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(n_features, d_t))                                      # [F, d_t]
 
-    def encode(self, values: Tensor) -> Tensor:
-        """Every feature's encoding of each of ``values``: [u] raw values → [u, F, d_t]."""
+    def forward(self, values: Tensor) -> Tensor:
+        """Every feature's encoding of each of ``values``: [u] raw values → [u, F, d_t]. Callers pass the distinct
+        values of their features (calendar features take few: hours, days, ...) and gather, ~1000x less work than
+        encoding every entry."""
         K = len(self.harmonics)
         freq = self.harmonics / 10.0 ** self.log_period[..., None]                   # [F, d_t, K]
         angle = values[:, None, None, None] * freq                                   # [u, F, d_t, K]
         return ((torch.sin(angle) * self.basis[..., :K]).sum(-1)
                 + (torch.cos(angle) * self.basis[..., K:]).sum(-1) + self.bias)      # [u, F, d_t]
-
-    def forward(self, t: Tensor) -> Tensor:
-        """Calendar features take few distinct values (hours, days, ...), so each encoder runs once per distinct
-        value and the results are gathered: the same numbers as encoding every entry, ~1000x less work."""
-        values, where = torch.unique(t, return_inverse=True)                         # [u], [..., F]
-        return self.encode(values)[where, torch.arange(t.shape[-1], device=t.device)]   # [..., F, d_t]
 
 
 class ContextEmbedding(nn.Module):
@@ -71,7 +67,7 @@ class ContextEmbedding(nn.Module):
         values, where = torch.unique(t, return_inverse=True)                          # [u], [..., F]
         # W_c·concat_f Mercer_f = Σ_f W_c[:, f]·Mercer_f: project each (distinct value, feature) once, then sum the
         # F projected rows of each entry (an embedding bag); no [..., F·d_t] gather and its scatter-add backward
-        proj = torch.einsum("ufk,dfk->ufd", self.mercer.encode(values), self.out.weight.view(d, F_, -1))  # [u, F, d]
+        proj = torch.einsum("ufk,dfk->ufd", self.mercer(values), self.out.weight.view(d, F_, -1))  # [u, F, d]
         rows = where * F_ + torch.arange(F_, device=t.device)                         # [..., F] rows of [u·F, d]
         c = F.embedding_bag(rows.reshape(-1, F_), proj.reshape(-1, d), mode="sum") + self.out.bias
         return self.dropout(c.view(*t.shape[:-1], d))                                 # [..., d]
