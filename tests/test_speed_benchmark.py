@@ -68,6 +68,24 @@ def test_ce_products_prints_a_row_per_chunk_and_dtype(capsys):
     assert len(rows) == 4 and all(len(row.split("|")) == 7 for row in rows), rows
 
 
+def test_mojito_block_benchmark_prints_the_eager_row_and_its_matmul_share(capsys):
+    from benchmarks.mojito_block import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--batch", "4", "--length", "6", "--d", "8", "--repeats", "1", "--rounds", "2",
+                     "--paths", "eager"]) == 0
+        with pytest.raises(SystemExit):
+            main(["--paths", "eager,jit"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| eager |"))
+    assert row.split("|")[4].strip() == "1.00x" and len(row.split("|")[2].split("/")) == 2
+    share = float(out.split("matrix products are ")[1].split("%")[0])
+    assert 0 < share < 100
+
+
 def test_matmul_share_and_the_bound_it_puts_on_the_speed_up():
     from types import SimpleNamespace
 
