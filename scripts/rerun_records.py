@@ -5,6 +5,12 @@ the results, measured against the spread of the published seeds.
     SEQREC_DATA_DIR=/path/to/data python scripts/rerun_records.py --plan ml100k-mojito --label MOJITO \\
         --seeds 1 2 3 --threads 1 --out benchmarks/results/rerun_ml100k_mojito.json
 
+``--runs`` picks single records where a plan has several runs per seed (a sweep's H or N), e.g. Toys' SASRec-CE at
+H = 2 of ``toys-fig5``::
+
+    SEQREC_DATA_DIR=/path/to/data python scripts/rerun_records.py --plan toys-fig5 --label SASRec-CE --seeds 1 \
+        --runs sasrec-55d0776c48fd --out benchmarks/results/rerun_toys_sasrec_h2.json
+
 Runs go to ``outputs/rerun/runs`` (checkpoints, ignored by git; a finished one is read back, an interrupted one
 continues); the comparison is printed and written to ``--out`` with the code's provenance.
 """
@@ -36,11 +42,21 @@ def test_metrics(record: dict) -> dict[str, float]:
     return out
 
 
+def curve_difference(before: dict, after: dict) -> float:
+    """The largest |difference| of the selection metric (``train_config.select_metric``) on validation over the epochs
+    both runs logged."""
+    metric = before["train_config"]["select_metric"]
+    return max((abs(a["valid"][metric] - b["valid"][metric]) for a, b in zip(before["epoch_log"], after["epoch_log"])),
+               default=float("nan"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", required=True, choices=sorted(PLANS))
     parser.add_argument("--label", required=True, help="the runs' label in the plan, e.g. MOJITO or SASRec-CE")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--runs", nargs="+", help="only these of the chosen runs, by record name (e.g. "
+                                                  "sasrec-55d0776c48fd), where a plan has several per seed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="where to write the comparison (JSON)")
     args = parser.parse_args(argv)
@@ -55,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted(set(args.seeds) - {s.seed for s in chosen})
     if missing:
         parser.error(f"plan {args.plan} has no {args.label} run with seed(s) {missing}")
+    if args.runs:
+        names = {published(s, profile).stem: s for s in chosen}
+        unknown = sorted(set(args.runs) - set(names))
+        if unknown:
+            parser.error(f"--runs: {unknown} are not {args.label} runs of {args.plan} with seed(s) {args.seeds}; "
+                         f"those are {', '.join(sorted(names))}")
+        chosen = [names[name] for name in args.runs]
     rows = []
     for spec in chosen:
         path = published(spec, profile)
@@ -65,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"seed": spec.seed, "published": test_metrics(before),
                      "rerun": test_metrics(after), "published_commit": before["provenance"].get("git_commit"),
                      "rerun_commit": after["provenance"].get("git_commit"),
-                     "best_epoch": {"published": before["best_epoch"], "rerun": after["best_epoch"]}})
+                     "best_epoch": {"published": before["best_epoch"], "rerun": after["best_epoch"]},
+                     "valid_curve_max_difference": curve_difference(before, after)})
         print(f"seed {rows[-1]['seed']}: " + ", ".join(
             f"{k} {rows[-1]['published'][k]:.4f} → {v:.4f}" for k, v in rows[-1]["rerun"].items()), flush=True)
     summary = {}
