@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -100,7 +99,6 @@ class Path_:
     def epoch(self) -> None:
         """One training epoch on this path's own RNG stream: paths interleaved in one process draw the same batch
         orders and dropout seeds as each would alone (one shared global stream would give each path other ones)."""
-        import torch
 
         self._set_rng_state(self.rng)
         self.epoch_seconds.append(self._timed(lambda: self.trainer._train_epoch(

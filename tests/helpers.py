@@ -1,11 +1,17 @@
-"""Small shared builders for tests: random sequence data and batches (no files)."""
+"""Small shared builders for tests: random sequence data and batches (no files), and the skip for tests that need
+the real datasets."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from seqrec_lib.batch import Batch
+from seqrec_lib.data import get_spec
 from seqrec_lib.data.sequences import SequenceData, build_splits
 
 
@@ -36,3 +42,19 @@ def random_batch(n_items: int = 30, B: int = 4, L: int = 8, seed: int = 0) -> Ba
 
 def tiny_split(seed: int = 0, max_len: int = 10, **kwargs):
     return build_splits(random_sequences(seed=seed, **kwargs), max_len=max_len)
+
+
+def need_real_data(*files: str) -> Path:
+    """``SEQREC_DATA_DIR``, or skip the test naming what is missing (``files`` relative to it, e.g. ``ml-100k/u.data``)."""
+    root = os.environ.get("SEQREC_DATA_DIR")
+    if not root:
+        pytest.skip("SEQREC_DATA_DIR is not set (point it at a folder laid out as in docs/data.md §1)")
+    missing = [f for f in files if not (Path(root) / f).exists()]
+    if missing:
+        pytest.skip(f"SEQREC_DATA_DIR={root} lacks {', '.join(missing)}")
+    return Path(root)
+
+
+def need_datasets(*names: str) -> Path:
+    """``need_real_data`` for every source file of the named datasets (``beauty``, ``ml-100k``, ...)."""
+    return need_real_data(*(f.path for name in names for f in get_spec(name).source_files))

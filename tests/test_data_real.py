@@ -4,7 +4,6 @@ the ML-1M 10/5-core, facets, and the registry's checksums against the data folde
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,9 @@ import pytest
 
 from seqrec_lib.data import KCore, build_splits, get_spec, kcore_mask, load_dataset
 from seqrec_lib.data.parsers import read_ml1m_genres, read_ml100k_genres, read_ml100k_ratings
+from tests.helpers import need_real_data
 
 pytestmark = pytest.mark.realdata
-
-DATA_DIR = Path(os.environ["SEQREC_DATA_DIR"]) if os.environ.get("SEQREC_DATA_DIR") else None
-
-
-def need(*files: str) -> Path:
-    """The data dir, or skip naming what is missing."""
-    if DATA_DIR is None:
-        pytest.skip("SEQREC_DATA_DIR is not set (point it at a folder laid out as in docs/data.md §1)")
-    missing = [f for f in files if not (DATA_DIR / f).exists()]
-    if missing:
-        pytest.skip(f"SEQREC_DATA_DIR={DATA_DIR} lacks {', '.join(missing)}")
-    return DATA_DIR
-
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
@@ -36,7 +23,7 @@ def cache(tmp_path_factory) -> Path:
 
 def load(name: str, cache: Path):
     spec = get_spec(name)
-    root = need(*(f.path for f in spec.source_files))
+    root = need_real_data(*(f.path for f in spec.source_files))
     return load_dataset(name, data_dir=root, download=False, cache_dir=cache)
 
 
@@ -65,7 +52,7 @@ def test_amazon_statistics_and_length_table(name, cache):
 @pytest.mark.parametrize("name", list(AMAZON))
 def test_s3rec_ids_come_out_unchanged(name, cache):
     data = load(name, cache)
-    path = DATA_DIR / get_spec(name).interactions.path
+    path = need_real_data(get_spec(name).interactions.path) / get_spec(name).interactions.path
     for user, line in enumerate(path.read_text().splitlines(), 1):
         tokens = [int(t) for t in line.split(" ")]
         assert tokens[0] == user
@@ -93,7 +80,7 @@ def test_sports_user_230(cache):
 
 
 def test_ml100k_kcore_timestamps_and_genres(cache):
-    root = need("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.genre")
+    root = need_real_data("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.genre")
     before = sorted(p.name for p in (root / "ml-100k").iterdir())
     data = load("ml-100k", cache)
     assert (data.n_users, data.n_items, data.n_interactions) == (943, 1_349, 99_287)
@@ -108,7 +95,7 @@ def test_ml100k_kcore_timestamps_and_genres(cache):
 
 
 def test_ml100k_raw_files():
-    root = need("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.genre")
+    root = need_real_data("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.genre")
     ratings = read_ml100k_ratings(root / "ml-100k/u.data")
     assert len(ratings) == 100_000
     assert (len(np.unique(ratings.users)), len(np.unique(ratings.items))) == (943, 1_682)
@@ -120,7 +107,7 @@ def test_ml100k_raw_files():
 
 def test_ml1m_kcore_on_the_derived_pairs():
     """docs/data.md §5: the 10/5-core of ML-1M keeps 6,040 users, 3,416 items, 999,611 interactions."""
-    root = need("ml-1m/derived/ratings_userID_movieID_only.parquet")
+    root = need_real_data("ml-1m/derived/ratings_userID_movieID_only.parquet")
     pairs = pd.read_parquet(root / "ml-1m/derived/ratings_userID_movieID_only.parquet")
     users, items = pairs["userID"].to_numpy(), pairs["movieID"].to_numpy()
     assert len(pairs) == 1_000_209
@@ -131,14 +118,14 @@ def test_ml1m_kcore_on_the_derived_pairs():
 
 
 def test_ml1m_movie_genres():
-    root = need("ml-1m/movies.dat")
+    root = need_real_data("ml-1m/movies.dat")
     genres = read_ml1m_genres(root / "ml-1m/movies.dat")
     assert len(genres.labels) == 3_883
     assert len({g for labels in genres.labels.values() for g in labels}) == 18
 
 
 def test_registry_checksums_agree_with_the_data_folder():
-    root = need("SHA256SUMS")
+    root = need_real_data("SHA256SUMS")
     sums = {}
     for line in (root / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split(maxsplit=1)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import need_datasets
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,9 +46,12 @@ def test_a_deadline_stops_the_process_through_the_same_path_as_a_cut_off_run():
     assert done.returncode == 0 and done.stdout.strip() == f"stopped {int(__import__('signal').SIGTERM)}", done.stderr
 
 
+@pytest.mark.realdata
 def test_workers_share_a_plan_and_each_logs_apart(tmp_path, monkeypatch):
     """Two workers on units whose records are committed: each finds them done and exits 0."""
     import argparse
+
+    need_datasets("ml-100k")                                # the units' keys cover the data
 
     pr = _paper_runs()
     monkeypatch.setattr(pr, "PAPER", tmp_path)              # the logs; the records read are the committed ones
@@ -98,8 +103,11 @@ def _publish_fake(pr, profile, specs, valid_scores):
                                     "train_config": dataclasses.asdict(spec.train_config)}))
 
 
+@pytest.mark.realdata
 def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path, monkeypatch):
     import dataclasses
+
+    need_datasets("beauty", "toys", "sports")
 
     import pytest
 
@@ -149,9 +157,11 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
     assert case.model_config.wf_init == "block_selector"
 
 
+@pytest.mark.realdata
 def test_every_committed_record_is_still_a_unit_of_a_plan():
     """A change of the paper profile (the search's choice moving into it, say) must not orphan a finished run:
     each committed record under outputs/paper/records is the published record of some plan's unit."""
+    need_datasets("beauty", "toys", "sports", "ml-100k")
     from seqrec_lib.profiles import get_profile
 
     pr, profile = _paper_runs(), get_profile("paper")
@@ -169,8 +179,7 @@ def test_every_committed_record_is_still_a_unit_of_a_plan():
 @pytest.mark.realdata
 def test_fame_start_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
     """scripts/fame_start.py reads pretrainings from the run folders; where there are none it says so per row."""
-    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "s3rec").exists():
-        pytest.skip("the S3-Rec files are not under SEQREC_DATA_DIR")
+    need_datasets("beauty")
     sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location("fame_start", ROOT / "scripts" / "fame_start.py")
     module = importlib.util.module_from_spec(spec)

@@ -10,6 +10,7 @@ import pytest
 
 import seqrec_lib.experiments as ex
 from seqrec_lib.profiles import get_profile
+from tests.helpers import need_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = get_profile("smoke")
@@ -55,7 +56,9 @@ def test_a_file_that_is_not_a_record_is_named(tmp_path):
         _script().load_records(tmp_path)
 
 
+@pytest.mark.realdata
 def test_main_writes_tables_curves_and_status(published):
+    need_datasets("beauty", "toys", "sports", "ml-100k")         # the status page lists every plan's units
     out, records = published
     assert _script().main(["--out", str(out)]) == 0
     assert (out / "results" / "runs.md").read_text().count("\n|") >= len(records) + 1

@@ -1,17 +1,15 @@
 """The speed benchmark's agreement check compares like with like: paths interleaved in one process each train on
 their own RNG stream (batch order, dropout seeds), as they would alone."""
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+
+from tests.helpers import need_datasets
 
 
 @pytest.mark.realdata
 def test_interleaved_paths_draw_the_batches_and_dropout_each_would_draw_alone() -> None:
-    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
-        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    need_datasets("ml-100k")
     from benchmarks.speed import Path_
 
     threads = torch.get_num_threads()
@@ -29,8 +27,7 @@ def test_interleaved_paths_draw_the_batches_and_dropout_each_would_draw_alone() 
 
 @pytest.mark.realdata
 def test_op_count_counts_a_training_step_of_each_path():
-    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
-        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    need_datasets("ml-100k")
     from benchmarks.op_count import count_step
 
     counts = {path: count_step(path, "sasrec-ce", "ml-100k", 16, "cpu") for path in ("padded", "exact")}
@@ -40,8 +37,7 @@ def test_op_count_counts_a_training_step_of_each_path():
 @pytest.mark.realdata
 def test_the_profile_of_a_model_with_sampled_negatives_runs():
     """The benchmark profiles every exact row: a training step of a BCE model needs the trainer's negatives."""
-    if not (Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent")) / "ml-100k" / "u.data").exists():
-        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    need_datasets("ml-100k")
     from benchmarks.speed import Path_, profile_exact
 
     threads = torch.get_num_threads()

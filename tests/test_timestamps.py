@@ -44,14 +44,10 @@ def test_ties_and_gaps_of_known_sequences() -> None:
 @pytest.mark.realdata
 def test_ml100k_timestamps_are_coarse(tmp_path) -> None:
     """The statistics of issue 16, measured: 51 % ties, 44 % of test items at the validation item's second."""
-    import os
-    from pathlib import Path
-
     from seqrec_lib.data import load_dataset
+    from tests.helpers import need_datasets
 
-    root = Path(os.environ.get("SEQREC_DATA_DIR", "/nonexistent"))
-    if not (root / "ml-100k" / "u.data").exists():
-        pytest.skip("ML-100K is not under SEQREC_DATA_DIR (ml-100k/u.data)")
+    root = need_datasets("ml-100k")
     ties = timestamp_ties(load_dataset("ml-100k", data_dir=root, download=False, cache_dir=tmp_path))
     assert ties["consecutive_ties"] == pytest.approx(0.5085, abs=1e-3)
     assert ties["test_ties_valid"] == pytest.approx(0.4411, abs=1e-3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-import torch
 from torch import Tensor, nn
 
 from ..batch import Batch
