@@ -40,7 +40,6 @@ datasets = ""             # comma-separated subset of the profile's FAME dataset
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown, display
 
 from seqrec_lib import experiments, plots
 from seqrec_lib.profiles import get_profile

@@ -42,7 +42,7 @@ n_boot = 2000             # bootstrap resamples
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from seqrec_lib import experiments, plots
 from seqrec_lib.profiles import get_profile

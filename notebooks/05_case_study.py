@@ -51,7 +51,6 @@ interactive = False       # True in JupyterLab: the explorer at the end (dataset
 # %matplotlib inline
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import Markdown, display
 
 from seqrec_lib import experiments, plots
