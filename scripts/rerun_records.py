@@ -8,7 +8,7 @@ the results, measured against the spread of the published seeds.
 ``--runs`` picks single records where a plan has several runs per seed (a sweep's H or N), e.g. Toys' SASRec-CE at
 H = 2 of ``toys-fig5``::
 
-    SEQREC_DATA_DIR=/path/to/data python scripts/rerun_records.py --plan toys-fig5 --label SASRec-CE --seeds 1 \
+    SEQREC_DATA_DIR=/path/to/data python scripts/rerun_records.py --plan toys-fig5 --label SASRec-CE --seeds 1 \\
         --runs sasrec-55d0776c48fd --out benchmarks/results/rerun_toys_sasrec_h2.json
 
 Runs go to ``outputs/rerun/runs`` (checkpoints, ignored by git; a finished one is read back, an interrupted one
