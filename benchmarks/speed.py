@@ -99,7 +99,6 @@ class Path_:
     def epoch(self) -> None:
         """One training epoch on this path's own RNG stream: paths interleaved in one process draw the same batch
         orders and dropout seeds as each would alone (one shared global stream would give each path other ones)."""
-
         self._set_rng_state(self.rng)
         self.epoch_seconds.append(self._timed(lambda: self.trainer._train_epoch(
             self.model, self.split, self.optimizer, len(self.epoch_seconds))))

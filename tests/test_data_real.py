@@ -12,7 +12,7 @@ import pytest
 
 from seqrec_lib.data import KCore, build_splits, get_spec, kcore_mask, load_dataset
 from seqrec_lib.data.parsers import read_ml1m_genres, read_ml100k_genres, read_ml100k_ratings
-from tests.helpers import need_real_data
+from tests.helpers import need_datasets, need_real_data
 
 pytestmark = pytest.mark.realdata
 
@@ -22,8 +22,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def load(name: str, cache: Path):
-    spec = get_spec(name)
-    root = need_real_data(*(f.path for f in spec.source_files))
+    root = need_datasets(name)
     return load_dataset(name, data_dir=root, download=False, cache_dir=cache)
 
 
@@ -52,7 +51,7 @@ def test_amazon_statistics_and_length_table(name, cache):
 @pytest.mark.parametrize("name", list(AMAZON))
 def test_s3rec_ids_come_out_unchanged(name, cache):
     data = load(name, cache)
-    path = need_real_data(get_spec(name).interactions.path) / get_spec(name).interactions.path
+    path = need_datasets(name) / get_spec(name).interactions.path
     for user, line in enumerate(path.read_text().splitlines(), 1):
         tokens = [int(t) for t in line.split(" ")]
         assert tokens[0] == user

@@ -107,11 +107,11 @@ def _publish_fake(pr, profile, specs, valid_scores):
 def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path, monkeypatch):
     import dataclasses
 
-    need_datasets("beauty", "toys", "sports")
-
     import pytest
 
     from seqrec_lib.profiles import get_profile
+
+    need_datasets("beauty", "toys", "sports")
 
     pr = _paper_runs()
     monkeypatch.setattr(pr, "PAPER", tmp_path)
