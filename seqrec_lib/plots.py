@@ -83,15 +83,24 @@ DATASET_TITLES: dict[str, str] = {
     "ml-100k": "ML-100K", "amazon-book": "Amazon Book", "lfm-1b": "LFM-1b", "synthetic": "Synthetic",
 }
 
+# seeds numpy's global state while a figure is built (stripplot's jitter) and seaborn's bootstrap error bars
+_SEED = 0
+
 F = TypeVar("F", bound=Callable[..., Figure])
 
 
 def _styled(func: F) -> F:
-    """Build the figure in ``STYLE`` (restored afterwards)."""
+    """Build the figure in ``STYLE`` and with numpy's global random state seeded (both restored afterwards):
+    ``stripplot`` draws its jitter from that state, so the same data gives the same figure in every process."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context({**sns.axes_style("ticks"), **STYLE}):   # axes_style drops some keys
-            return func(*args, **kwargs)
+        state = np.random.get_state()
+        np.random.seed(_SEED)
+        try:
+            with matplotlib.rc_context({**sns.axes_style("ticks"), **STYLE}):   # axes_style drops some keys
+                return func(*args, **kwargs)
+        finally:
+            np.random.set_state(state)
     return wrapper  # type: ignore[return-value]
 
 
@@ -181,7 +190,12 @@ def _model_handle(label: str, kind: str = "line") -> Any:
 
 def save_figure(fig: Figure, out_dir: str | Path, name: str, dpi: int = 150) -> list[Path]:
     """Write ``out_dir/name.png`` and ``out_dir/name.pdf``; returns both paths. The PDF carries no creation date,
-    so the same figure gives the same bytes and a re-published figure shows in git only when it changed."""
+    so the same figure gives the same bytes and a re-published figure shows in git only when it changed.
+
+    The layout is computed once and then frozen (the figure keeps it): constrained layout, run again at every
+    save, moves the panels by ~1e-13 and so flips the last digit the PDF writes."""
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -445,7 +459,7 @@ def _sweep_figure(frame: pd.DataFrame, x: str, x_label: str, labels: Sequence[st
     common = dict(x=x, y="value", hue="label", hue_order=list(labels), palette=colours, legend=False)
     if several:
         grid.map_dataframe(sns.stripplot, **common, size=3.5, alpha=0.45, jitter=0.12, zorder=1)
-    grid.map_dataframe(sns.pointplot, **common, errorbar=errorbar if several else None, capsize=0.12,
+    grid.map_dataframe(sns.pointplot, **common, errorbar=errorbar if several else None, seed=_SEED, capsize=0.12,
                        markersize=5, linewidth=1.8, err_kws={"linewidth": 1.2})
     handles: dict[str, Any] = {label: _model_handle(label) for label in labels if label in set(long["label"])}
     for row, metric in enumerate(metrics):
@@ -849,8 +863,8 @@ def results_figure(frame: pd.DataFrame, metrics: Sequence[str] = ("NDCG@20", "HR
             if present:
                 common = dict(x="label", y="value", hue="label", order=present, hue_order=present,
                               palette=palette(present), ax=ax, legend=False)
-                sns.barplot(sub, **common, errorbar=errorbar if several else None, capsize=0.15, saturation=1.0,
-                            err_kws={"linewidth": 1.2, "color": "#222222"})
+                sns.barplot(sub, **common, errorbar=errorbar if several else None, seed=_SEED, capsize=0.15,
+                            saturation=1.0, err_kws={"linewidth": 1.2, "color": "#222222"})
                 if several:
                     sns.stripplot(sub, **common, size=3.5, jitter=0.12, alpha=0.6, edgecolor="white", linewidth=0.5)
                 handles.update({label: _model_handle(label, "bar") for label in present if label not in handles})

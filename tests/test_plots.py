@@ -182,6 +182,19 @@ def test_save_figure_writes_png_and_pdf(tmp_path, figures: dict[str, Figure]) ->
     assert [p.read_bytes() for p in again] == first          # same figure, same bytes: git sees no change
 
 
+def test_the_same_data_gives_the_same_figure_whatever_numpy_s_random_state(tmp_path) -> None:
+    """The jitter of the seed dots comes from numpy's global state: seeded while a figure is built, restored after."""
+    frame = _results()
+    saved = []
+    for state in (1, 2):
+        np.random.seed(state)
+        before = np.random.get_state()[1].copy()
+        fig = plots.head_sweep_figure(frame, protocol_text=PROTOCOL, best_heads={"beauty": 2})
+        assert (np.random.get_state()[1] == before).all()      # the caller's random state is left as it was
+        saved.append([p.read_bytes() for p in plots.save_figure(fig, tmp_path / str(state), "fig5_heads")])
+    assert saved[0] == saved[1]
+
+
 def test_save_table_writes_csv_and_markdown_with_a_note(tmp_path) -> None:
     frame = pd.DataFrame({"label": ["FAME", "SASRec-CE"], "NDCG@20": [0.123456, np.nan]}).set_index("label")
     frame.columns = pd.MultiIndex.from_tuples([("full", "NDCG@20")])
