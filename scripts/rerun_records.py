@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                      "best_epoch": {"published": before["best_epoch"], "rerun": after["best_epoch"]},
                      "valid_curve_max_difference": curve_difference(before, after)})
         print(f"seed {rows[-1]['seed']}: " + ", ".join(
-            f"{k} {rows[-1]['published'][k]:.4f} → {v:.4f}" for k, v in rows[-1]["rerun"].items()), flush=True)
+            f"{k} {rows[-1]['published'][k]:.4f} → {v:.4f}" for k, v in rows[-1]["rerun"].items())
+            + f"; best epoch {before['best_epoch']} → {after['best_epoch']}, validation curve within "
+            f"{rows[-1]['valid_curve_max_difference']:.1e}", flush=True)
     summary = {}
     for key in rows[0]["rerun"]:
         published_values = [r["published"][key] for r in rows]
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmean over seeds (published → rerun, published std):")
     for key, s in summary.items():
         print(f"  {key}: {s['published_mean']:.4f} → {s['rerun_mean']:.4f} "
-              f"(difference {s['mean_difference']:+.4f}, published std {s['published_std']:.4f})")
+              f"(difference {s['mean_difference']:+.1e}, published std {s['published_std']:.4f})")
     if args.out:
         write_json_atomic(args.out, {"plan": args.plan, "label": args.label, "runs": rows, "summary": summary,
                                      "provenance": provenance(torch.device("cpu"))})
