@@ -18,11 +18,11 @@ PROTOCOL = "full ranking over all items; history masked with -inf; HR/NDCG@{5,10
 METRICS = ("NDCG@20", "HR@20")
 
 
-def _results() -> pd.DataFrame:
+def _results(seeds: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
     for dataset in ("beauty", "synthetic"):
-        for seed in (0, 1):
+        for seed in seeds:
             for heads in (1, 2, 4):
                 for label in ("SASRec-CE", "FAME w/o MoE"):
                     rows.append({"label": label, "dataset": dataset, "heads": heads, "experts": 1, "seed": seed,
@@ -183,13 +183,14 @@ def test_save_figure_writes_png_and_pdf(tmp_path, figures: dict[str, Figure]) ->
 
 
 def test_the_same_data_gives_the_same_figure_whatever_numpy_s_random_state(tmp_path) -> None:
-    """The jitter of the seed dots comes from numpy's global state: seeded while a figure is built, restored after."""
-    frame = _results()
+    """The jitter of the seed dots comes from numpy's global state: seeded while a figure is built, restored after;
+    bootstrap error bars are seeded too."""
+    frame = _results(seeds=tuple(range(6)))
     saved = []
     for state in (1, 2):
         np.random.seed(state)
         before = np.random.get_state()[1].copy()
-        fig = plots.head_sweep_figure(frame, protocol_text=PROTOCOL, best_heads={"beauty": 2})
+        fig = plots.head_sweep_figure(frame, protocol_text=PROTOCOL, best_heads={"beauty": 2}, errorbar=("ci", 95))
         assert (np.random.get_state()[1] == before).all()      # the caller's random state is left as it was
         saved.append([p.read_bytes() for p in plots.save_figure(fig, tmp_path / str(state), "fig5_heads")])
     assert saved[0] == saved[1]
