@@ -1,10 +1,13 @@
-"""Small shared builders for tests: random sequence data and batches (no files), and the skip for tests that need
-the real datasets."""
+"""Small shared builders for tests: random sequence data and batches (no files), the skip for tests that need
+the real datasets, and the scripts of ``scripts/`` loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -58,3 +61,19 @@ def need_real_data(*files: str) -> Path:
 def need_datasets(*names: str) -> Path:
     """``need_real_data`` for every source file of the named datasets (``beauty``, ``ml-100k``, ...)."""
     return need_real_data(*(f.path for name in names for f in get_spec(name).source_files))
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a fresh module (the scripts are no package); ``scripts/`` is on ``sys.path`` while it
+    loads, for the scripts that import a sibling (``from paper_runs import ...``)."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module

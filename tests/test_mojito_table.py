@@ -3,9 +3,7 @@ kept apart, paired comparison, exact t p-values), on smoke records, and the ``ml
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +12,7 @@ import pytest
 from seqrec_lib import experiments as ex
 from seqrec_lib import mojito_table as mt
 from seqrec_lib.profiles import get_profile
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import load_script
 
 
 def _frame() -> pd.DataFrame:
@@ -87,9 +84,7 @@ def test_on_smoke_records(tmp_path):
 
 
 def test_the_ml100k_plan_runs_the_core_rows_first_then_the_ablations_then_the_other_baselines():
-    spec = importlib.util.spec_from_file_location("paper_runs", ROOT / "scripts" / "paper_runs.py")
-    paper_runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(paper_runs)
+    paper_runs = load_script("paper_runs")
     profile = get_profile("paper")
     plan = paper_runs.PLANS["ml100k-mojito"](profile)
     models = [s.label for s in ex.time_model_specs(profile, "ml-100k", 1)]

@@ -1,6 +1,5 @@
 """scripts/paper_runs.py: several processes share a plan by claiming units; a dead process's claim is taken over."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,20 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import need_datasets
+from tests.helpers import load_script, need_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _paper_runs():
-    spec = importlib.util.spec_from_file_location("paper_runs", ROOT / "scripts" / "paper_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_unit_is_claimed_once_and_a_dead_claim_is_taken_over(tmp_path):
-    pr = _paper_runs()
+    pr = load_script("paper_runs")
     folder = tmp_path / "sasrec-abc"
     assert pr.claim(folder) and (folder / "claimed.pid").read_text() == str(os.getpid())
     assert pr.claim(folder)                                   # this process holds it already
@@ -53,7 +45,7 @@ def test_workers_share_a_plan_and_each_logs_apart(tmp_path, monkeypatch):
 
     need_datasets("ml-100k")                                # the units' keys cover the data
 
-    pr = _paper_runs()
+    pr = load_script("paper_runs")
     monkeypatch.setattr(pr, "PAPER", tmp_path)              # the logs; the records read are the committed ones
     args = argparse.Namespace(plan="ml100k-mojito", threads=1, commit=False, limit=2, workers=2)
     assert pr.run_workers(args) == 0
@@ -67,7 +59,7 @@ def test_plans_run_in_order_in_rounds_until_each_is_published(monkeypatch):
     that publishes nothing ends the chain (a unit failing again and again is not retried forever)."""
     import argparse
 
-    pr = _paper_runs()
+    pr = load_script("paper_runs")
     left, rounds = {"a": 3, "b": 1}, []
 
     def fake_pending(plan, profile, limit=None):
@@ -113,7 +105,7 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
 
     need_datasets("beauty", "toys", "sports")
 
-    pr = _paper_runs()
+    pr = load_script("paper_runs")
     monkeypatch.setattr(pr, "PAPER", tmp_path)
     # the paper profile before any choice moved into it (it now holds the committed searches' choices)
     paper = dataclasses.replace(get_profile("paper"), fame_overrides={}, fame_wf_init="random",
@@ -164,7 +156,7 @@ def test_every_committed_record_is_still_a_unit_of_a_plan():
     need_datasets("beauty", "toys", "sports", "ml-100k")
     from seqrec_lib.profiles import get_profile
 
-    pr, profile = _paper_runs(), get_profile("paper")
+    pr, profile = load_script("paper_runs"), get_profile("paper")
     units = set()
     for name, plan in pr.PLANS.items():
         try:
@@ -180,10 +172,7 @@ def test_every_committed_record_is_still_a_unit_of_a_plan():
 def test_fame_start_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
     """scripts/fame_start.py reads pretrainings from the run folders; where there are none it says so per row."""
     need_datasets("beauty")
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("fame_start", ROOT / "scripts" / "fame_start.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("fame_start")
     monkeypatch.setattr(module, "PAPER", tmp_path)
     assert module.main(["--plan", "beauty-fig5"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| beauty")]

@@ -1,27 +1,16 @@
 """scripts/publish_paper.py: tables and curves from published records, nothing trained, bad files named."""
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 import seqrec_lib.experiments as ex
 from seqrec_lib.profiles import get_profile
-from tests.helpers import need_datasets
+from tests.helpers import load_script, need_datasets
 
-ROOT = Path(__file__).resolve().parents[1]
 SMOKE = get_profile("smoke")
-
-
-def _script():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("publish_paper", ROOT / "scripts" / "publish_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +27,7 @@ def published(tmp_path_factory):
 
 def test_runs_table_has_each_record_and_its_test_metrics(published):
     out, records = published
-    pp = _script()
+    pp = load_script("publish_paper")
     loaded = pp.load_records(out / "records")
     table = pp.runs_table(loaded, ex.results_frame(loaded))
     assert len(table) == len(records)
@@ -53,14 +42,14 @@ def test_runs_table_has_each_record_and_its_test_metrics(published):
 def test_a_file_that_is_not_a_record_is_named(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps({"model": "sasrec"}))
     with pytest.raises(ValueError, match="broken.json: not a run record"):
-        _script().load_records(tmp_path)
+        load_script("publish_paper").load_records(tmp_path)
 
 
 @pytest.mark.realdata
 def test_main_writes_tables_curves_and_status(published):
     need_datasets("beauty", "toys", "sports", "ml-100k")         # the status page lists every plan's units
     out, records = published
-    assert _script().main(["--out", str(out)]) == 0
+    assert load_script("publish_paper").main(["--out", str(out)]) == 0
     assert (out / "results" / "runs.md").read_text().count("\n|") >= len(records) + 1
     for dataset in {record["dataset"] for record in records}:
         assert (out / "figures" / "curves" / f"curves_{dataset}.png").exists()
@@ -72,7 +61,7 @@ def test_table2_so_far_puts_each_run_beside_the_papers_row_of_the_same_model(pub
     from seqrec_lib import paper_results
 
     out, _ = published
-    pp = _script()
+    pp = load_script("publish_paper")
     loaded = pp.load_records(out / "records")
     assert pp.table2_so_far(loaded, ex.results_frame(loaded)).empty          # synthetic: not a Table-2 dataset
     as_beauty = [{**r, "dataset": "beauty", "label": label} for r, label in zip(loaded, ("SASRec-CE", "MOJITO"))]
@@ -92,7 +81,7 @@ def test_table2_so_far_puts_each_run_beside_the_papers_row_of_the_same_model(pub
 def test_table2_so_far_keeps_runs_that_differ_in_fame_choices_apart(published):
     """Step 3's four FAME w/o MoE runs differ only in wf_init / attn_residual: four rows, not one mean of four."""
     out, _ = published
-    pp = _script()
+    pp = load_script("publish_paper")
     base = pp.load_records(out / "records")[0]
     runs = [{**base, "dataset": "beauty", "label": "FAME w/o MoE", "run_id": f"{w}-{r}",
              "model_config": {**base["model_config"], "n_experts": 1, "wf_init": w, "attn_residual": r}}
@@ -105,7 +94,7 @@ def test_table2_so_far_keeps_runs_that_differ_in_fame_choices_apart(published):
 
 def test_table2_paired_pairs_fame_with_each_row_by_seed_over_the_table2_runs_only(published):
     out, _ = published
-    pp = _script()
+    pp = load_script("publish_paper")
     base = pp.load_records(out / "records")[0]
     full = base["metrics"]["test"]["full"]
 

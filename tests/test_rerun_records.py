@@ -1,31 +1,18 @@
 """scripts/rerun_records.py: a re-run's test metrics, best epoch and validation curve against its published record."""
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-from tests.helpers import need_datasets
+from tests.helpers import load_script, need_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = "sasrec-55d0776c48fd"                       # Toys' SASRec-CE(H = 2), seed 1, committed by toys-fig5
 
 
-def _rerun_records():
-    sys.path.insert(0, str(ROOT / "scripts"))         # the script imports its sibling paper_runs
-    try:
-        spec = importlib.util.spec_from_file_location("rerun_records", ROOT / "scripts" / "rerun_records.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return module
-
-
 def test_a_rerun_is_compared_with_its_published_record(tmp_path, monkeypatch, capsys):
     need_datasets("toys")                             # the record's name is keyed on the loaded split
-    rr = _rerun_records()
+    rr = load_script("rerun_records")
     published = json.loads((ROOT / "outputs" / "paper" / "records" / f"{RECORD}.json").read_text())
     rerun = copy.deepcopy(published)
     rerun["metrics"]["test"]["full"]["NDCG@10"] += 0.001
