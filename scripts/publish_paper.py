@@ -14,7 +14,10 @@ under ``outputs/paper/``:
 - ``results/table2_paired.{csv,md}``: once Table 2's plans have a FAME row, FAME minus SASRec-CE and FAME w/o MoE,
   seed by seed, per dataset;
 - ``figures/curves/curves_<dataset>.{png,pdf}``: every run's training loss and validation curve;
-- ``results/status.md``: per plan of ``paper_runs.py``, which units are published and which are pending.
+- ``results/status.md``: per plan of ``paper_runs.py``, which units are published and which are pending, and
+  ``results/plan_units.csv``, the same as a table;
+- ``docs/results.md`` and README's headline tables (``seqrec_lib.results_doc``): the results narrative, every number
+  in it computed from the records and result tables (``tests/test_results_doc.py`` fails when they are stale).
 
 Nothing is trained; a run that has no record is listed as pending, never filled in.
 
@@ -40,10 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_runs import PAPER, PLANS, NotReady, published  # noqa: E402
 
 from seqrec_lib import mojito_table as mt  # noqa: E402
-from seqrec_lib import paper_results  # noqa: E402
+from seqrec_lib import paper_results, results_doc  # noqa: E402
 from seqrec_lib.experiments import format_summary, results_frame, summary_table  # noqa: E402
 from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
+from seqrec_lib.results_doc import load_records  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {"heads": ("model_config", "n_heads"), "experts": ("model_config", "n_experts"),
             "W_f": ("model_config", "wf_init"), "residual": ("model_config", "attn_residual"),
@@ -51,19 +57,6 @@ SETTINGS = {"heads": ("model_config", "n_heads"), "experts": ("model_config", "n
             "lr": ("train_config", "lr"), "batch": ("train_config", "batch_size"),
             "beta2": ("model_config", "adam_beta2"), "windows every": ("record", "samples_step")}
 SHORT = {"heads": "H", "experts": "N"}        # in a row's settings text
-
-
-def load_records(folder: Path) -> list[dict[str, Any]]:
-    """Every record under ``folder`` (sorted by name), each with ``record_file``; a file that is not a run
-    record is an error naming it."""
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        record = json.loads(path.read_text())
-        missing = [k for k in ("model", "dataset", "metrics", "epoch_log") if k not in record]
-        if missing:
-            raise ValueError(f"{path}: not a run record (no {missing})")
-        records.append({**record, "record_file": path.name})
-    return records
 
 
 def _setting(record: dict[str, Any], where: str, *fields: str) -> Any:
@@ -252,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "t and p of the paired t-test need at least 2 seeds.")
     results.mkdir(parents=True, exist_ok=True)
     (results / "status.md").write_text(status_page(units, waiting) + "\n")
-    print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md")
+    results_doc.plan_frame(units).to_csv(results / "plan_units.csv", index=False)
+    for path, text in results_doc.generated(args.out, ROOT).items():
+        path.write_text(text)
+    print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md, docs/results.md, README.md")
     return 0
 
 
