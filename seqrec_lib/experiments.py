@@ -52,6 +52,7 @@ from .profiles import SYNTHETIC, Profile
 from .records import write_json_atomic
 from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, torch_threads, train_and_evaluate
 from .two_stage import run_dir_for, train_fame_two_stage
+from .weights import shipped_state_dict
 
 SASREC_CE = "SASRec-CE"
 SASREC_BCE = "SASRec-BCE"
@@ -589,16 +590,24 @@ def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, execu
 
 
 def load_trained(record: dict[str, Any], profile: Profile) -> tuple[SequentialModel, SequenceData, SplitData]:
-    """The model of a run record with its best-validation weights (``best.pt``; none for models without
-    parameters), in eval mode on the CPU, with the dataset and split it was trained on."""
+    """The model of a run record with its best-validation weights, in eval mode on the CPU, with the dataset and
+    split it was trained on.
+
+    The weights (none for models without parameters): the run folder's ``best.pt`` when it is there, else the
+    weights shipped for the record (``seqrec_lib.weights``: ``<name>.safetensors`` of the ``weights/`` folder beside
+    the runs root's ``records/``, or of this checkout's ``outputs/<profile>/weights/``, found by the run folder's
+    name; size and sha256 checked, ``WeightsError`` otherwise), else ``NoWeightsError`` (a FileNotFoundError) naming
+    the run, the command that trains it and how long that took (docs/weights.md)."""
     config = make_config(record["model"], **record["model_config"])
     data, split = load_split(record["dataset"], profile, record.get("samples_step"), getattr(config, "max_len", None))
     model = build_model(record["model"], split, config)
-    checkpoint = Path(record["run_dir"]) / "best.pt"
     if any(True for _ in model.parameters()):
-        if not checkpoint.exists():
-            raise FileNotFoundError(f"run {record.get('run_id')} ({record.get('label')}) has no {checkpoint}")
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        checkpoint = Path(record["run_dir"]) / "best.pt" if record.get("run_dir") else None
+        if checkpoint is not None and checkpoint.exists():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        else:
+            state = shipped_state_dict(record, profile.name)
+        model.load_state_dict(state)
     return model.eval(), data, split
 
 
