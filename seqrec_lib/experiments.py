@@ -367,6 +367,24 @@ def table_specs(profile: Profile, dataset: str, heads: int, experts: int) -> lis
                          fame_spec(profile, dataset, heads, experts, seed))]
 
 
+HEAD_DIVERSITY_TIME_ROWS = (MOJITO, SASREC_BCE, SASREC_CE, "TiSASRec")
+"""The MOJITO table's rows with attention heads that notebook 04 compares (docs/analysis.md §1)."""
+
+
+def head_diversity_specs(profile: Profile) -> dict[str, list[RunSpec]]:
+    """Notebook 04's comparisons, every seed of the profile: ``time``, the rows ``HEAD_DIVERSITY_TIME_ROWS`` of
+    the MOJITO table on the first timestamped dataset (H = 2); ``facets``, FAME(H, N) of the case study
+    (``case_study_heads``, ``single_experts``) and the SASRec-CE(H) it is fine-tuned from, on the first FAME
+    dataset."""
+    time_rows = [spec for spec in time_specs(profile, profile.time_datasets[0], ablations=False)
+                 if spec.label in HEAD_DIVERSITY_TIME_ROWS]
+    facets = [spec for seed in profile.seeds
+              for fame in [with_overrides(single_run_spec(profile, "fame", profile.fame_datasets[0],
+                                                          n_heads=profile.case_study_heads), seed=seed)]
+              for spec in prerequisites(fame) + [fame]]
+    return {"time": time_rows, "facets": facets}
+
+
 def time_specs(profile: Profile, dataset: str, ablations: bool | None = None) -> list[RunSpec]:
     """The MOJITO table's runs, seed by seed: the model rows (``time_model_specs``), then, with ``ablations``
     (None: ``profile.mojito_ablations``), MOJITO's ablations; all on the same windows, training and protocols."""
@@ -392,9 +410,17 @@ def published_record(folder: Path) -> Path:
     return folder.parent.parent / "records" / f"{folder.name}.json"
 
 
+COMMITTED_OUTPUTS = Path(__file__).resolve().parents[1] / "outputs"
+"""The repository's committed results (``outputs/<profile>/records/``), read wherever a run's outputs go."""
+
+
 def finished_record(folder: Path) -> Path | None:
-    """The record that makes the run in ``folder`` finished: its ``result.json``, else its published record."""
-    for path in (folder / "result.json", published_record(folder)):
+    """The record that makes the run in ``folder`` (``<outputs>/<profile>/runs/<name>``) finished: its
+    ``result.json``, else its published record beside the outputs, else the record of the same name committed with
+    the repository (``outputs/<profile>/records/<name>.json``), so that ``--outputs DIR`` reads the published runs
+    instead of training them again."""
+    committed = COMMITTED_OUTPUTS / folder.parent.parent.name / "records" / f"{folder.name}.json"
+    for path in (folder / "result.json", published_record(folder), committed):
         if path.exists():
             return path
     return None
@@ -421,11 +447,41 @@ def run(spec: RunSpec, profile: Profile, root: str | Path) -> dict[str, Any]:
     folder = run_dir_for(Path(root), spec.model, spec.model_config, split, spec.train_config, spec.protocols)
     done = finished_record(folder)
     if done is not None:
+        _log_run(Path(root), "read", folder, done)
         return {**json.loads(done.read_text()), **_spec_fields(spec, folder)}
     with cpu_threads(profile, resolve_device(spec.train_config.device)):
         record = _train_spec(spec, data, split, Path(root), folder)
     write_json_atomic(folder / "result.json", record)
+    _log_run(Path(root), "trained", folder, folder / "result.json")
     return record
+
+
+RUNS_LOG = "runs.tsv"
+"""``<outputs>/<profile>/logs/runs.tsv``: one line per ``run`` call, ``read`` or ``trained``, the run folder's name
+and the record it came from (``run_all.sh`` sums it up)."""
+
+
+def _log_run(root: Path, how: str, folder: Path, record: Path) -> None:
+    logs = root.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / RUNS_LOG, "a") as log:
+        log.write(f"{how}\t{folder.name}\t{record}\n")
+
+
+def to_run(specs: Iterable[RunSpec], profile: Profile, root: str | Path) -> list[RunSpec]:
+    """``specs`` when the profile trains missing runs (``train_missing``); else (the paper profile) only those
+    with a finished record, saying how many are left out and how to train them, so a notebook re-draws what is
+    published and trains nothing."""
+    specs = list(specs)
+    if profile.train_missing:
+        return specs
+    done = [spec for spec in specs if is_done(spec, profile, root)]
+    if len(done) < len(specs):
+        missing = [spec for spec in specs if spec not in done]
+        print(f"{len(missing)} of {len(specs)} runs have no published record yet and are left out "
+              f"({', '.join(sorted({f'{s.label} on {s.dataset}' for s in missing}))}); "
+              "python scripts/paper_runs.py trains them (outputs/paper/results/status.md lists the plans)")
+    return done
 
 
 def _train_spec(spec: RunSpec, data: SequenceData, split: SplitData, root: Path, folder: Path) -> dict[str, Any]:

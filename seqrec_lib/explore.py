@@ -12,7 +12,6 @@ user: the models behind it, the figure, and a live explorer for JupyterLab.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,11 @@ def load_case_models(profile: Profile, root: str | Path, dataset: str, heads: in
     spec = experiments.single_run_spec(profile, "fame", dataset, n_heads=heads)
     record = experiments.run(spec, profile, root)
     fame, data, split = experiments.load_trained(record, profile)
-    run_dir = record["pretrained"]["run_dir"]
-    pretrained = json.loads((Path(run_dir) / "result.json").read_text())
-    sasrec, _, _ = experiments.load_trained(dict(pretrained, run_dir=run_dir), profile)
+    pretrained = experiments.run(experiments.prerequisites(spec)[0], profile, root)   # read back, never trained here
+    if pretrained["run_id"] != record["pretrained"]["run_id"]:
+        raise ValueError(f"FAME run {record['run_id']} was fine-tuned from {record['pretrained']['run_id']}, but its "
+                         f"pretraining's record under {root} is run {pretrained['run_id']}")
+    sasrec, _, _ = experiments.load_trained(pretrained, profile)
     return CaseModels(dataset, heads, fame, sasrec, data, split, record, pretrained)
 
 

@@ -58,6 +58,10 @@ class Profile:
     - ``mojito_ablations``: the MOJITO table also has MOJITO's ablations (``experiments.MOJITO_ABLATIONS``).
     - ``fame_wf_init`` / ``fame_attn_residual``: FAME's W_f initialisation and last-layer residual (docs/fame.md
       A5-A6), chosen on validation once (issue 12 step 3) and frozen here for every FAME run of the profile.
+    - ``train_missing``: notebooks train the runs that have no finished record (smoke, demo); False (paper): they
+      read the finished and committed records and shipped weights and leave the rest out, saying what is missing
+      and how to train it (``experiments.to_run``), so a fresh clone re-draws the published results.
+    - ``more_case_studies``: (dataset, user) pairs ``run_all.sh`` draws with notebook 05 besides ``case_study``.
     - ``fame_overrides``: ``attn_dropout`` / ``hidden_dropout`` (over ``dropout``) and ``TrainConfig`` fields (over
       ``train``) for SASRec-CE and FAME only: the setting their search chose on validation (issue 12 step 1). The
       Table-2 baselines keep ``dropout`` and ``train``, so they neither move with the search nor lose their runs.
@@ -95,6 +99,8 @@ class Profile:
     fame_wf_init: str = "random"
     fame_attn_residual: str = "slice"
     fame_overrides: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    train_missing: bool = True
+    more_case_studies: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("fame_datasets", "time_datasets", "heads", "experts", "seeds"):
@@ -132,9 +138,11 @@ class Profile:
             raise ValueError(f"Profile {self.name!r}: run_gpus must be a fraction in [0, 1] or a whole number, "
                              f"got {self.run_gpus}")
         self._check_baselines()
-        if self.case_study[1] < 1:
-            raise ValueError(f"Profile {self.name!r}: the case-study user must be a 1-based id, "
-                             f"got {self.case_study[1]}")
+        for dataset, user in self.case_studies:
+            get_spec(dataset)
+            if user < 1:
+                raise ValueError(f"Profile {self.name!r}: a case-study user must be a 1-based id, got {user} "
+                                 f"on {dataset}")
 
     def _check_baselines(self) -> None:
         from .models.registry import MODELS
@@ -184,6 +192,11 @@ class Profile:
     def datasets(self) -> tuple[str, ...]:
         """Every dataset the profile trains on, FAME's first, without duplicates."""
         return tuple(dict.fromkeys(self.fame_datasets + self.time_datasets))
+
+    @property
+    def case_studies(self) -> tuple[tuple[str, int], ...]:
+        """``case_study`` first, then ``more_case_studies``: the (dataset, user) pairs notebook 05 draws."""
+        return (self.case_study,) + self.more_case_studies
 
     @property
     def offline(self) -> bool:
@@ -270,7 +283,7 @@ PROFILES: dict[str, Profile] = {
                     "seeds 1-3, d=64, dropout 0.5, 300 epochs with patience 40 (docs/protocol.md §6); the MOJITO "
                     "table on ML-100K: MOJITO, SASRec-BCE, SASRec-CE and MOJITO's ablations on the same windows, "
                     "budget and Adam betas (docs/protocol.md §3-4); GPU recommended",
-        fame_datasets=("beauty", "sports", "toys"),
+        fame_datasets=("beauty", "toys", "sports"),
         time_datasets=("ml-100k",),
         heads=(1, 2, 4, 8, 16),
         experts=(2, 4, 8, 16, 32),
@@ -283,10 +296,12 @@ PROFILES: dict[str, Profile] = {
         mojito_samples_step=10,    # every transition a target, each seen in ~5 windows (docs/data.md §8; ML-1M: 100)
         mojito_dropout=0.3,        # ML-1M's official config (docs/mojito.md §2)
         synthetic=None,
-        case_study=("sports", 230),
+        case_study=("beauty", 230),     # the paper's user id, fixed before looking; on Sports too (below)
+        more_case_studies=(("sports", 230),),
         case_study_heads=2,
         single_heads=2,
         single_experts=4,
+        train_missing=False,       # notebooks read the committed runs; scripts/paper_runs.py trains what is missing
         mojito_cohort_size=None,   # ML-100K has 943 users (< MOJITO's 5,000): every user in each cohort
         run_gpus=0.25,             # with --executor ray: four small runs share each GPU
         baselines=("gru4rec", "bert4rec", "cl4srec"),        # Table 2, one seed (docs/baselines.md §5)

@@ -273,3 +273,43 @@ def test_a_published_record_is_a_finished_run_on_a_fresh_clone(tmp_path, monkeyp
     calls = _count_epochs(monkeypatch)
     again = ex.run(spec, SMOKE, tmp_path / "b" / "runs")
     assert calls == [] and again["metrics"] == first["metrics"] and not folder.exists()
+
+
+def test_a_profile_that_trains_nothing_reads_committed_records_and_leaves_the_rest_out(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """``train_missing=False`` (the paper profile): ``to_run`` keeps the specs with a finished record; a record
+    committed under the repository's ``outputs/<profile>/records/`` counts wherever the runs root is; every
+    ``run`` call is logged as read or trained."""
+    quiet = dataclasses.replace(SMOKE, train_missing=False)
+    first, second = ex.head_sweep_specs(SMOKE, DATA)[:2]
+    trained = ex.run(first, SMOKE, tmp_path / "a" / "smoke" / "runs")
+    committed = tmp_path / "repo_outputs"
+    records = committed / "smoke" / "records"
+    records.mkdir(parents=True)
+    name = Path(trained["run_dir"]).name
+    (records / f"{name}.json").write_text(Path(trained["run_dir"], "result.json").read_text())
+    monkeypatch.setattr(ex, "COMMITTED_OUTPUTS", committed)
+    root = tmp_path / "elsewhere" / "smoke" / "runs"
+    assert ex.to_run([first, second], quiet, root) == [first]
+    assert "1 of 2 runs have no published record" in capsys.readouterr().out
+    assert ex.to_run([first, second], SMOKE, root) == [first, second]
+    again = ex.run(first, quiet, root)
+    assert again["metrics"] == trained["metrics"] and Path(again["run_dir"]) == root / name
+    log = (root.parent / "logs" / ex.RUNS_LOG).read_text().splitlines()
+    assert log == [f"read\t{name}\t{records / f'{name}.json'}"]
+    first_log = (tmp_path / "a" / "smoke" / "logs" / ex.RUNS_LOG).read_text().splitlines()
+    assert first_log[-1].startswith(f"trained\t{name}\t")
+
+
+def test_head_diversity_compares_the_time_rows_and_fame_with_its_pretraining():
+    paper = get_profile("paper")
+    groups = ex.head_diversity_specs(paper)
+    time_rows = groups["time"]
+    assert {s.dataset for s in time_rows} == {"ml-100k"} and {s.seed for s in time_rows} == set(paper.seeds)
+    assert sorted({s.label for s in time_rows}) == sorted(ex.HEAD_DIVERSITY_TIME_ROWS)
+    assert all(s.model_config.n_heads == 2 for s in time_rows)
+    facets = groups["facets"]
+    assert [s.label for s in facets[:2]] == ["SASRec-CE", "FAME"] and {s.dataset for s in facets} == {"beauty"}
+    fame = facets[1]
+    assert fame == ex.single_run_spec(paper, "fame", "beauty", n_heads=paper.case_study_heads)   # Fig. 7's FAME
+    assert ex.prerequisites(fame) == [facets[0]]

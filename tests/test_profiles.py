@@ -35,13 +35,14 @@ def test_demo_is_the_offline_default_and_smoke_is_tiny():
 
 def test_paper_grids_are_the_papers():
     paper = get_profile("paper")
-    assert paper.fame_datasets == ("beauty", "sports", "toys")
+    assert paper.fame_datasets == ("beauty", "toys", "sports")    # the published figures' column order
     assert paper.heads == (1, 2, 4, 8, 16)            # Fig. 5
     assert paper.experts == (2, 4, 8, 16, 32)         # Fig. 6
     assert len(paper.seeds) == 3
     assert (paper.d, paper.max_len, paper.dropout) == (64, 50, 0.5)
     assert (paper.train.epochs, paper.train.patience, paper.train.batch_size, paper.train.lr) == (300, 40, 256, 1e-3)
-    assert paper.case_study == ("sports", 230) and paper.case_study_heads == 2
+    assert paper.case_studies == (("beauty", 230), ("sports", 230)) and paper.case_study_heads == 2
+    assert not paper.train_missing and get_profile("demo").train_missing
     assert paper.time_datasets == ("ml-100k",) and not paper.offline
     # the MOJITO table's budget on ML-100K (issue 16): 7,029 windows, 55 steps per epoch, early stopping
     train = paper.mojito_train
