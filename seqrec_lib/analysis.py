@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from torch import Tensor
 
 from .batch import Batch
@@ -38,7 +39,8 @@ __all__ = [
     "head_facet_alignment", "gate_trust", "head_distance_matrices", "attention_maps",
 ]
 
-# bootstrap resamples are drawn in chunks of about this many indices, to bound memory for many users
+# bootstrap resamples are drawn in batches of about this many values (users × columns per resample), to
+# bound memory for many users
 _BOOT_CHUNK = 4_000_000
 
 
@@ -91,22 +93,12 @@ def _seed_check(seed: int, n_boot: int) -> None:
 # bootstrap
 
 
-def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """[n, q] values → [n_boot, q] means of ``n_boot`` resamples of the n rows (the same resamples for
-    every column), drawn from ``np.random.default_rng(seed)`` in chunks to bound memory."""
-    n = len(values)
-    rng = np.random.default_rng(seed)
-    per_chunk = max(1, _BOOT_CHUNK // max(n, 1))
-    means = []
-    for start in range(0, n_boot, per_chunk):
-        idx = rng.integers(0, n, size=(min(per_chunk, n_boot - start), n))   # [c, n]
-        means.append(values[idx].mean(axis=1))                              # [c, q]
-    return np.concatenate(means)
-
-
 def _bootstrap_columns(values: np.ndarray, n_boot: int, seed: int, level: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[n, q] → (mean [q], lo [q], hi [q]): the sample means and their percentile-bootstrap interval."""
+    """[n, q] → (mean [q], lo [q], hi [q]): the sample means and their percentile-bootstrap interval from
+    ``scipy.stats.bootstrap`` — ``n_boot`` resamples of the n rows, the same resamples for every column, drawn
+    from ``np.random.default_rng(seed)`` in batches of about ``_BOOT_CHUNK`` values to bound memory. A column
+    without spread (n = 1, or all values equal) has lo = hi = mean (scipy needs two distinct rows)."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or len(values) == 0:
         raise ValueError(f"values must be a non-empty [n, q] array, got shape {values.shape}")
@@ -115,16 +107,23 @@ def _bootstrap_columns(values: np.ndarray, n_boot: int, seed: int, level: float
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     _seed_check(seed, n_boot)
-    means = _bootstrap_means(values, n_boot, seed)
-    tail = 100.0 * (1.0 - level) / 2.0
-    lo, hi = np.percentile(means, [tail, 100.0 - tail], axis=0)
-    return values.mean(axis=0), lo, hi
+    mean = values.mean(axis=0)
+    lo, hi = mean.copy(), mean.copy()
+    spread = np.ptp(values, axis=0) > 0
+    if spread.any():
+        varied = values[:, spread]
+        result = stats.bootstrap((varied,), np.mean, n_resamples=n_boot, batch=max(1, _BOOT_CHUNK // varied.size),
+                                 vectorized=True, axis=0, confidence_level=level, method="percentile",
+                                 rng=np.random.default_rng(seed))
+        lo[spread], hi[spread] = result.confidence_interval
+    return mean, lo, hi
 
 
 def bootstrap_ci(values: np.ndarray | Sequence[float] | Tensor, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float, float]:
     """(mean, lo, hi) of [n] ``values``: the sample mean and the percentile interval of the means of
-    ``n_boot`` resamples with replacement (non-parametric bootstrap, fixed ``seed``)."""
+    ``n_boot`` resamples with replacement (``scipy.stats.bootstrap``, method="percentile", fixed ``seed``);
+    lo = hi = mean when the values do not vary (one value, or all equal)."""
     v = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
     if v.ndim != 1:
         raise ValueError(f"values must be 1-D, got shape {v.shape}")

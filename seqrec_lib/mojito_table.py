@@ -8,16 +8,18 @@ spread over training seeds and over evaluation cohorts kept apart, and a paired 
 - ``format_mojito_table(table)``: the same as text, "mean ± std over seeds" and the cohort spread beside;
 - ``paired_comparison(frame, reference)``: ``reference`` (MOJITO) minus every other row, seed by seed: mean and
   std of the difference, the paired t statistic and its two-sided p-value, and on how many seeds the reference
-  is ahead.
+  is ahead;
+- ``paired_t_test(diff)``: the paired t-test (``scipy.stats.ttest_1samp`` on the differences) that
+  ``paired_comparison`` and ``paired_users`` share.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 METRICS: tuple[str, ...] = ("NDCG@10", "HR@10")
 PROTOCOLS: tuple[str, ...] = ("sampled", "full")
@@ -70,30 +72,17 @@ def format_mojito_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return out
 
 
-def t_two_sided_p(t: float, df: int) -> float:
-    """P(|T| >= |t|) for Student's t with ``df`` (a whole number >= 1) degrees of freedom (Abramowitz & Stegun
-    26.7.3-4, exact for integer df)."""
-    if df < 1 or int(df) != df:
-        raise ValueError(f"df must be a whole number >= 1, got {df}")
-    if math.isnan(t):
-        return float("nan")
-    if math.isinf(t):
-        return 0.0
-    theta = math.atan(abs(t) / math.sqrt(df))
-    c2, s = math.cos(theta) ** 2, math.sin(theta)
-    if df % 2:                                       # odd: (2/π)(θ + sinθ cosθ (1 + 2/3 c² + 2·4/(3·5) c⁴ + ...))
-        term, total = 1.0, 1.0 if df > 1 else 0.0
-        for k in range(1, (df - 1) // 2):
-            term *= c2 * (2 * k) / (2 * k + 1)
-            total += term
-        inside = 2 / math.pi * (theta + s * math.cos(theta) * total)
-    else:                                            # even: sinθ (1 + 1/2 c² + 1·3/(2·4) c⁴ + ...)
-        term, total = 1.0, 1.0
-        for k in range(1, df // 2):
-            term *= c2 * (2 * k - 1) / (2 * k)
-            total += term
-        inside = s * total
-    return float(min(1.0, max(0.0, 1.0 - inside)))
+def paired_t_test(diff: np.ndarray | Sequence[float]) -> tuple[float, float]:
+    """(t, two-sided p) of the paired t-test on per-pair differences ``diff`` (``scipy.stats.ttest_1samp``
+    against 0, df = n − 1); (NaN, NaN) with fewer than 2 pairs or no spread (all differences equal: the sample
+    std would be rounding, and t meaningless) or a NaN difference."""
+    diff = np.asarray(diff, dtype=np.float64)
+    if diff.ndim != 1:
+        raise ValueError(f"diff must be 1-D, got shape {diff.shape}")
+    if len(diff) < 2 or not np.ptp(diff) > 0:
+        return float("nan"), float("nan")
+    result = stats.ttest_1samp(diff, 0.0)
+    return float(result.statistic), float(result.pvalue)
 
 
 def paired_comparison(frame: pd.DataFrame, reference: str = "MOJITO", metrics: Sequence[str] = METRICS,
@@ -101,9 +90,10 @@ def paired_comparison(frame: pd.DataFrame, reference: str = "MOJITO", metrics: S
     """``reference`` minus each other label on the same dataset, paired by training seed (seeds both have).
 
     One row per (dataset, label, protocol, metric): ``pairs``, ``mean_diff`` (> 0: the reference is ahead),
-    ``std_diff`` (sample std of the per-seed differences), ``t`` and ``p`` (paired t-test, two-sided; NaN with
-    fewer than 2 pairs or no spread), ``ahead`` (seeds on which the reference is ahead). With 3 seeds the test
-    has little power: read ``mean_diff`` against ``std_diff`` and the seed and cohort spreads of the table.
+    ``std_diff`` (sample std of the per-seed differences), ``t`` and ``p`` (paired t-test, two-sided:
+    ``paired_t_test``; NaN with fewer than 2 pairs or no spread), ``ahead`` (seeds on which the reference is
+    ahead). With 3 seeds the test has little power: read ``mean_diff`` against ``std_diff`` and the seed and
+    cohort spreads of the table.
     """
     frame = _check(frame, [_column(which, p, m) for p in protocols for m in metrics])
     rows = []
@@ -120,10 +110,9 @@ def paired_comparison(frame: pd.DataFrame, reference: str = "MOJITO", metrics: S
                     diff = (ref.loc[seeds, column].astype(float) - other.loc[seeds, column].astype(float)).to_numpy()
                     n = len(diff)
                     std = float(np.std(diff, ddof=1)) if n > 1 else float("nan")
-                    t = float(diff.mean() / (std / math.sqrt(n))) if n > 1 and std > 0 else float("nan")
+                    t, p = paired_t_test(diff)
                     rows.append({"dataset": dataset, "label": label, "protocol": protocol, "metric": metric,
                                  "pairs": n, "mean_diff": float(diff.mean()) if n else float("nan"),
-                                 "std_diff": std, "t": t, "p": t_two_sided_p(t, n - 1) if n > 1 else float("nan"),
-                                 "ahead": int((diff > 0).sum())})
+                                 "std_diff": std, "t": t, "p": p, "ahead": int((diff > 0).sum())})
     columns = ["dataset", "label", "protocol", "metric", "pairs", "mean_diff", "std_diff", "t", "p", "ahead"]
     return pd.DataFrame(rows, columns=columns).set_index(["dataset", "label", "protocol", "metric"])

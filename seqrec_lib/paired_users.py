@@ -4,14 +4,13 @@ Seeds give three numbers per model; users give thousands. Every model here is sc
 (``evaluation.user_ranks``), so two models can be compared user by user: for each user, the reference's metric
 minus the other's, averaged over the training seeds both have (the same seed pairs the runs, as in
 ``mojito_table.paired_comparison``). Over users: the mean difference with a percentile-bootstrap interval
-(``analysis.bootstrap_ci``), a paired t-test, and how many users each model serves better. The interval and the
-test are over users for the seeds trained: they say how sure we are about *these* models on this test set,
-not about a fresh seed (the seed-paired table says that).
+(``analysis.bootstrap_ci``), a paired t-test (``mojito_table.paired_t_test``), and how many users each model
+serves better. The interval and the test are over users for the seeds trained: they say how sure we are about
+*these* models on this test set, not about a fresh seed (the seed-paired table says that).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from torch import Tensor
 
 from .analysis import bootstrap_ci
 from .metrics import per_user_metrics
-from .mojito_table import t_two_sided_p
+from .mojito_table import paired_t_test
 
 __all__ = ["paired_users"]
 
@@ -61,11 +60,9 @@ def paired_users(ranks: Mapping[str, Mapping[int, Tensor]], reference: str, metr
         for metric in metrics:
             diff = ours[metric] - theirs[metric]
             mean, lo, hi = bootstrap_ci(diff, n_boot, seed, level)
-            std = float(diff.std(ddof=1))
-            spread = len(diff) > 1 and np.ptp(diff) > 0                    # all equal: no t (std is rounding)
-            t = mean / (std / math.sqrt(len(diff))) if spread else float("nan")
+            t, p = paired_t_test(diff)                                      # all equal: NaN (std is rounding)
             rows.append({"label": label, "metric": metric, "seeds": ",".join(map(str, seeds)), "users": len(diff),
-                         "mean_diff": mean, "ci_low": lo, "ci_high": hi, "t": t,
-                         "p": t_two_sided_p(t, len(diff) - 1) if spread else float("nan"), "ahead": int((diff > 0).sum()),
-                         "behind": int((diff < 0).sum()), "tied": int((diff == 0).sum())})
+                         "mean_diff": mean, "ci_low": lo, "ci_high": hi, "t": t, "p": p,
+                         "ahead": int((diff > 0).sum()), "behind": int((diff < 0).sum()),
+                         "tied": int((diff == 0).sum())})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import Tensor
 
 import seqrec_lib.analysis as analysis
@@ -177,28 +178,74 @@ def test_mojito_noise_depends_on_the_seed(time_split):
 # --------------------------------------------------------------------------------------------- bootstrap
 
 
-def test_bootstrap_ci_matches_a_naive_loop_and_is_reproducible(monkeypatch):
+def test_bootstrap_ci_is_scipys_percentile_bootstrap_and_is_reproducible(monkeypatch):
     values = np.random.default_rng(1).normal(size=37)
     mean, lo, hi = bootstrap_ci(values, n_boot=500, seed=4)
-    rng = np.random.default_rng(4)
-    boots = [values[rng.integers(0, len(values), size=len(values))].mean() for _ in range(500)]
-    assert mean == pytest.approx(values.mean())
-    assert (lo, hi) == pytest.approx(tuple(np.percentile(boots, [2.5, 97.5])))
+    direct = stats.bootstrap((values,), np.mean, n_resamples=500, method="percentile", confidence_level=0.95,
+                             rng=np.random.default_rng(4)).confidence_interval
+    assert mean == values.mean() and (lo, hi) == (direct.low, direct.high)
     assert lo < mean < hi
     assert bootstrap_ci(values, n_boot=500, seed=4) == (mean, lo, hi)
-    assert bootstrap_ci(values, n_boot=500, seed=5) != (mean, lo, hi)
-    monkeypatch.setattr(analysis, "_BOOT_CHUNK", 100)                     # chunking does not change draws
-    assert bootstrap_ci(values, n_boot=500, seed=4) == pytest.approx((mean, lo, hi))
-    assert bootstrap_ci(torch.from_numpy(values), n_boot=500, seed=4) == pytest.approx((mean, lo, hi))
+    other = bootstrap_ci(values, n_boot=500, seed=5)
+    assert other[0] == mean and other[1:] != (lo, hi)
+    monkeypatch.setattr(analysis, "_BOOT_CHUNK", 100)                     # batching does not change the draws
+    assert bootstrap_ci(values, n_boot=500, seed=4) == pytest.approx((mean, lo, hi), rel=1e-12)
+    assert bootstrap_ci(torch.from_numpy(values), n_boot=500, seed=4) == pytest.approx((mean, lo, hi), rel=1e-12)
 
 
-def test_bootstrap_ci_narrows_with_more_users():
+def test_column_bootstrap_shares_resamples_and_matches_scipy_along_axis():
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(60, 3)) * [1.0, 5.0, 0.1]
+    mean, lo, hi = analysis._bootstrap_columns(values, 400, 2, 0.9)
+    direct = stats.bootstrap((values,), np.mean, n_resamples=400, axis=0, method="percentile", confidence_level=0.9,
+                             rng=np.random.default_rng(2)).confidence_interval
+    np.testing.assert_allclose(mean, values.mean(0), rtol=1e-15)
+    np.testing.assert_allclose(lo, direct.low, rtol=1e-12)
+    np.testing.assert_allclose(hi, direct.high, rtol=1e-12)
+    for j in range(3):                                                      # the same resamples for every column
+        assert bootstrap_ci(values[:, j], n_boot=400, seed=2, level=0.9) == pytest.approx((mean[j], lo[j], hi[j]),
+                                                                                           rel=1e-12)
+    # the paired / column-wise callers go through the same intervals
+    table = diversity_table(analysis.HeadDistances(
+        users=np.arange(60), lengths=np.full(60, 5), attention=values[:, :2], output=values[:, 1:],
+        output_unit=values[:, 1:], n_heads=(2, 2)), n_boot=400, seed=2, level=0.9)
+    row = table[(table.layer == 2) & (table.quantity == "output")].iloc[0]
+    assert (row.ci_low, row.ci_high) == pytest.approx(bootstrap_ci(values[:, 2], 400, 2, 0.9)[1:], rel=1e-12)
+
+
+def test_bootstrap_ci_shrinks_like_one_over_root_n():
     rng = np.random.default_rng(0)
-    _, lo_small, hi_small = bootstrap_ci(rng.normal(size=30), seed=0)
-    _, lo_big, hi_big = bootstrap_ci(rng.normal(size=3000), seed=0)
-    assert hi_big - lo_big < (hi_small - lo_small) / 5
-    _, lo_90, hi_90 = bootstrap_ci(rng.normal(size=30), seed=0, level=0.5)
-    assert hi_90 - lo_90 < hi_small - lo_small
+    _, lo_small, hi_small = bootstrap_ci(rng.normal(size=100), seed=0)
+    _, lo_big, hi_big = bootstrap_ci(rng.normal(size=10_000), seed=0)
+    assert 7 < (hi_small - lo_small) / (hi_big - lo_big) < 14               # √100 = 10
+    width = hi_small - lo_small                                             # normal theory: 2 · 1.96 / √100
+    assert 0.6 * 0.392 < width < 1.4 * 0.392
+    _, lo_50, hi_50 = bootstrap_ci(rng.normal(size=100), seed=0, level=0.5)
+    assert 0.6 * 0.135 < hi_50 - lo_50 < 1.4 * 0.135                      # 2 · 0.674 / √100
+
+
+@pytest.mark.parametrize(("level", "low", "high"), [(0.95, 0.90, 0.985), (0.5, 0.38, 0.62)])
+def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate(level, low, high):
+    rng = np.random.default_rng(11)
+    trials, n, true_mean = 300, 60, 1.0                                    # exponential: skewed, mean 1
+    covered = 0
+    for trial in range(trials):
+        _, lo, hi = bootstrap_ci(rng.exponential(true_mean, size=n), n_boot=400, seed=trial, level=level)
+        covered += lo <= true_mean <= hi
+    assert low < covered / trials < high
+
+
+def test_bootstrap_of_values_without_spread():
+    assert bootstrap_ci([0.25]) == (0.25, 0.25, 0.25)                        # one user
+    mean, lo, hi = bootstrap_ci([0.1] * 7)                                  # all equal
+    assert mean == pytest.approx(0.1) and lo == hi == mean
+    assert paired_bootstrap([1.0, 2.0, 3.0], [0.5, 1.5, 2.5]) == pytest.approx((0.5, 0.5, 0.5))
+    values = np.random.default_rng(3).normal(size=(40, 3))
+    values[:, 1] = 2.0                                                      # one constant column among varied ones
+    mean, lo, hi = analysis._bootstrap_columns(values, 300, 1, 0.95)
+    assert lo[1] == hi[1] == mean[1] == 2.0
+    for j in (0, 2):                                                        # the others are unaffected by it
+        assert (mean[j], lo[j], hi[j]) == pytest.approx(bootstrap_ci(values[:, j], 300, 1), rel=1e-12)
 
 
 def test_bootstrap_rejects_bad_input():

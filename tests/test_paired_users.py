@@ -55,3 +55,23 @@ def test_paired_users_rejects_bad_input():
         paired_users({"A": one, "B": {1: torch.zeros(6, dtype=torch.long)}}, "A")
     with pytest.raises(ValueError, match="share no training seed"):
         paired_users({"A": one, "B": {2: torch.zeros(5, dtype=torch.long)}}, "A")
+
+
+def test_a_tiny_p_value_is_exact():
+    """HR@10 per user is +1 (reference hits, the other misses), −1 or 0: with 1200 ahead and 800 behind out of
+    20000 users the textbook t is 8.962 and its two-sided p 3.4626e-19 (mpmath, 50 digits), far below what
+    1 − P(|T| < t) can resolve in double precision."""
+    n, ahead, behind = 20000, 1200, 800
+    ours = torch.full((n,), 50)
+    theirs = torch.full((n,), 50)
+    ours[:ahead] = 0
+    theirs[ahead:ahead + behind] = 0
+    table = paired_users({"A": {1: ours}, "B": {1: theirs}}, "A", metrics=("HR@10",), n_boot=100)
+    row = table.iloc[0]
+    mean = (ahead - behind) / n
+    sd = math.sqrt((ahead + behind - n * mean ** 2) / (n - 1))
+    assert row.t == pytest.approx(mean / (sd / math.sqrt(n)), rel=1e-12)
+    assert row.t == pytest.approx(8.96199024080618, rel=1e-12)
+    assert row.p == pytest.approx(3.4626382233415645e-19, rel=1e-8, abs=0)     # approx alone: abs=1e-12
+    assert (row.ahead, row.behind, row.tied) == (ahead, behind, n - ahead - behind)
+    assert row.ci_low < mean < row.ci_high
