@@ -23,7 +23,7 @@ from .data.sequences import SequenceData, SplitData
 from .models.base import SequentialModel
 from .profiles import SYNTHETIC, Profile
 
-__all__ = ["CaseModels", "load_case_models", "planted_preferences", "case_figure", "CaseStudyExplorer"]
+__all__ = ["CaseModels", "load_case_models", "explorer_choices", "planted_preferences", "case_figure", "CaseStudyExplorer"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ def load_case_models(profile: Profile, root: str | Path, dataset: str, heads: in
     return CaseModels(dataset, heads, fame, sasrec, data, split, record, pretrained)
 
 
+def explorer_choices(profile: Profile) -> tuple[list[str], list[int]]:
+    """The datasets and head counts the explorer offers: every FAME dataset and H of the profile where missing
+    runs are trained (smoke, demo); else (paper) only the case studies' published FAME, whose weights ship."""
+    if not profile.train_missing:
+        return list(dict.fromkeys(d for d, _ in profile.case_studies)), [profile.case_study_heads]
+    return (list(dict.fromkeys([profile.case_study[0], *profile.fame_datasets])),
+            sorted({*profile.heads, profile.case_study_heads}))
+
+
 def planted_preferences(profile: Profile, dataset: str, user: int) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     """On synthetic data, what ``user`` was made to like: (the facet they follow, their weekday-daytime
     values, their evening/weekend values); (None, (), ()) on real data."""
@@ -96,8 +105,7 @@ class CaseStudyExplorer:
 
         self.profile, self.root, self.k, self.facet = profile, Path(root), k, facet or None
         default_dataset, default_user = profile.case_study
-        datasets = list(dict.fromkeys([default_dataset, *profile.fame_datasets]))
-        head_counts = sorted({*profile.heads, profile.case_study_heads})
+        datasets, head_counts = explorer_choices(profile)
         self.cache: dict[tuple[str, int], CaseModels] = {}
         self.case: analysis.CaseStudy | None = None
         self.figure: Figure | None = None
@@ -121,8 +129,9 @@ class CaseStudyExplorer:
     def models(self) -> CaseModels:
         key = (self.dataset.value, int(self.heads.value))
         if key not in self.cache:
-            self.status.value = (f"<i>loading FAME H={key[1]} on {key[0]} (trained first if it has not been: "
-                                 f"seconds on demo data, much longer on the paper's)…</i>")
+            self.status.value = (f"<i>loading FAME H={key[1]} on {key[0]}"
+                                 + (" (trained first if it has not been: seconds on demo data)" if
+                                    self.profile.train_missing else "") + "…</i>")
             self.cache[key] = load_case_models(self.profile, self.root, *key)
         return self.cache[key]
 

@@ -37,3 +37,10 @@ def test_planted_preferences_only_on_synthetic_data() -> None:
     facet, day, evening = explore.planted_preferences(P, "synthetic", 1)
     assert facet in ("genre", "creator") and day and evening
     assert explore.planted_preferences(P, "beauty", 1) == (None, (), ())
+
+
+def test_the_explorer_offers_only_published_models_on_the_paper_profile():
+    paper = get_profile("paper")
+    assert explore.explorer_choices(paper) == (["beauty", "sports"], [2])
+    datasets, heads = explore.explorer_choices(get_profile("demo"))
+    assert datasets[0] == get_profile("demo").case_study[0] and heads == [1, 2, 4]
