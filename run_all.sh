@@ -95,6 +95,16 @@ if ! "$PYTHON" -c "from seqrec_lib.profiles import get_profile; get_profile('$PR
     exit 2
 fi
 
+# On a CPU where it helps (an x86 CPU whose vendor is not Intel, torch's BLAS MKL), MKL's fast kernels: the MKL vendor
+# shim in LD_PRELOAD, which the notebooks' kernels inherit (seqrec_lib/blas.py; docs/protocol.md §8).
+# SEQREC_FAST_BLAS=0 turns it off; a shim that cannot be built is one line on stderr and the default path.
+PRELOAD="$("$PYTHON" -m seqrec_lib.blas --preload)" || PRELOAD="${LD_PRELOAD:-}"
+if [[ -n "$PRELOAD" ]]; then export LD_PRELOAD="$PRELOAD"; fi
+BLAS_NOTE=""
+if [[ "${LD_PRELOAD:-}" == *libseqrec_mkl_intel_cpu.so* ]]; then
+    BLAS_NOTE=", MKL's Intel kernels (vendor shim; SEQREC_FAST_BLAS=0: off)"
+fi
+
 OUT="$OUTPUTS/$PROFILE"
 mkdir -p "$OUT/notebooks" "$OUT/logs"
 T0=$(date +%s)
@@ -142,7 +152,7 @@ run_notebook() {
     fi
 }
 
-echo "Profile $PROFILE, kernel $KERNEL, executor $EXECUTOR${ADDRESS:+ at $ADDRESS}, outputs in $OUT"
+echo "Profile $PROFILE, kernel $KERNEL, executor $EXECUTOR${ADDRESS:+ at $ADDRESS}, outputs in $OUT$BLAS_NOTE"
 run_notebook 00_data 00_data
 for model in sasrec fame mojito; do
     run_notebook 01_train "01_train_$model" -p model "$model"

@@ -16,6 +16,7 @@ import sys
 import torch
 
 from paper_runs import PAPER, PLANS
+from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.evaluation import evaluate
 from seqrec_lib.experiments import load_split, prerequisites, run_dir
 from seqrec_lib.models.registry import build_model
@@ -23,6 +24,7 @@ from seqrec_lib.profiles import get_profile
 
 
 def main(argv: list[str] | None = None) -> int:
+    fast_path_or_reexec(argv)                               # MKL's Intel path on AMD CPUs (seqrec_lib.blas)
     parser = argparse.ArgumentParser(prog="python scripts/fame_start.py", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(PLANS), default="beauty-fig5")
     parser.add_argument("--threads", type=int, default=1)

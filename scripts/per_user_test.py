@@ -19,6 +19,7 @@ import time
 import torch
 
 from paper_runs import PAPER, PLANS, published
+from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.evaluation import user_ranks
 from seqrec_lib.experiments import load_trained, run_dir
 from seqrec_lib.metrics import ranking_metrics
@@ -29,6 +30,7 @@ from seqrec_lib.records import provenance
 
 
 def main(argv: list[str] | None = None) -> int:
+    fast_path_or_reexec(argv)                               # MKL's Intel path on AMD CPUs (seqrec_lib.blas)
     parser = argparse.ArgumentParser(prog="python scripts/per_user_test.py", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(p for p in PLANS if p.endswith("-table2")), required=True)
     parser.add_argument("--reference", default="FAME", help="the row every other row is compared with")

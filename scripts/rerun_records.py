@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from paper_runs import PLANS, ROOT, published
+from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.experiments import run
 from seqrec_lib.profiles import get_profile
 from seqrec_lib.records import provenance, write_json_atomic
@@ -51,6 +52,7 @@ def curve_difference(before: dict, after: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    fast_path_or_reexec(argv)                               # MKL's Intel path on AMD CPUs (seqrec_lib.blas)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", required=True, choices=sorted(PLANS))
     parser.add_argument("--label", required=True, help="the runs' label in the plan, e.g. MOJITO or SASRec-CE")

@@ -28,6 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .batch import Batch
+from .blas import fast_path_or_reexec
 from .data.sequences import SplitData, data_fingerprint
 from .evaluation import EvalProtocol, evaluate
 from .models.base import SequentialModel
@@ -550,7 +551,10 @@ def _prepare(argv: list[str] | None) -> _Job:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line. Exit status 0; 2 for a usage or data error (one line, no traceback); 128 + the
-    signal number when SIGINT or SIGTERM stopped training (its checkpoint is kept)."""
+    signal number when SIGINT or SIGTERM stopped training (its checkpoint is kept). Started as a command (``argv``
+    None) on a CPU where MKL's vendor shim helps, it first starts itself again with the shim (``blas``; off:
+    ``SEQREC_FAST_BLAS=0``)."""
+    fast_path_or_reexec(argv)
     try:
         job = _prepare(argv)
     except UsageError as err:

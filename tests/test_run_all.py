@@ -61,3 +61,21 @@ def test_outputs_go_where_asked_the_showcase_and_user_kernels_stay_untouched(tmp
 def test_an_unknown_notebook_name_is_an_error(tmp_path):
     result = run_all("--profile", "smoke", "--outputs", str(tmp_path / "o"), "--only", "07_nothing", cwd=tmp_path)
     assert result.returncode == 2 and "no notebook run named '07_nothing'" in result.stderr
+
+
+@pytest.mark.notebooks
+def test_the_notebooks_kernels_get_mkls_fast_path_where_it_applies(tmp_path):
+    """run_all.sh exports LD_PRELOAD with the MKL vendor shim (seqrec_lib.blas) where it applies, so every process it
+    starts (the notebook runner, its kernels) inherits it; its first line says so. SEQREC_FAST_BLAS=0: not."""
+    from seqrec_lib import blas
+
+    why_not = blas.fast_path_applies()
+    if why_not is not None:
+        pytest.skip(f"the shim does not apply on this machine: {why_not}")
+    base = {"LD_PRELOAD": "", "SEQREC_CACHE_DIR": str(tmp_path / "cache")}
+    on = run_all("--profile", "smoke", "--outputs", str(tmp_path / "o"), "--only", "07_nothing", cwd=tmp_path, env=base)
+    off = run_all("--profile", "smoke", "--outputs", str(tmp_path / "o"), "--only", "07_nothing", cwd=tmp_path,
+                  env={**base, "SEQREC_FAST_BLAS": "0"})
+    assert on.returncode == off.returncode == 2, on.stderr + off.stderr
+    assert "MKL's Intel kernels (vendor shim" in on.stdout.splitlines()[0]
+    assert "vendor shim" not in off.stdout and "seqrec_lib.blas" not in on.stderr + off.stderr
