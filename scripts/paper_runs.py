@@ -9,7 +9,10 @@ once (one per core, or per GPU): each claims the next unit nobody is running (``
 ``--workers N`` starts N such processes (logs ``outputs/paper/logs/<plan>.worker<k>.log``), in rounds until every
 unit of the plan is published; several plans (``--plan a b``) run in order, each to its end. SIGTERM, or
 ``--deadline SECONDS`` (a session's or a lent machine's time), stops every process cleanly: the unit in training
-keeps its finished epochs for the next start, claims are released, the exit status is 0.
+keeps its finished epochs for the next start, claims are released, the exit status is 0. ``--commit`` is refused
+(exit 2, before any training) when the code comes from a tree with uncommitted changes, whose records would name
+a '+dirty' commit (docs/protocol.md §9), unless ``--allow-dirty``. On a CPU where MKL's vendor shim helps it is
+loaded first, for the workers too (``seqrec_lib.blas``; off: ``SEQREC_FAST_BLAS=0``).
 
     SEQREC_DATA_DIR=/path/to/data nohup python scripts/paper_runs.py --plan beauty-sasrec --threads 1 --commit \\
         > outputs/paper/logs/beauty-sasrec.log 2>&1 &
@@ -35,6 +38,8 @@ from typing import Any
 
 import torch
 
+from seqrec_lib import records
+from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.experiments import (SELECTION_METRIC, RunSpec, baseline_specs, best_experts, best_heads,
                                     expert_sweep_specs, fame_spec, head_sweep_specs, prerequisites, published_record,
                                     run, run_dir, sasrec_ce_spec, single_run_spec, table_specs, time_specs,
@@ -262,6 +267,7 @@ def run_workers(args: argparse.Namespace) -> int:
     is passed on to each. Returns the worst exit status."""
     command = [sys.executable, __file__, "--plan", args.plan, "--threads", str(args.threads)]
     command += (["--commit"] if args.commit else []) + ([] if args.limit is None else ["--limit", str(args.limit)])
+    command += ["--allow-dirty"] if getattr(args, "allow_dirty", False) else []
     logs = PAPER / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workers: list[subprocess.Popen] = []
@@ -319,12 +325,26 @@ def run_plans_with_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def uncommitted_code() -> list[str]:
+    """The tracked files with uncommitted changes in the tree this process's code was imported from, where the
+    records it writes will name a '+dirty' commit (``records.CODE_COMMIT``); [] where they name a clean one (or a
+    copied tree's, ``SEQREC_GIT_COMMIT``). The code this runs first (the library, the scripts), then the rest."""
+    if not (records.CODE_COMMIT or "").endswith("+dirty"):
+        return []
+    changed = records.modified_files() or ["(committed since this process started)"]
+    return sorted(changed, key=lambda name: not name.startswith(("seqrec_lib/", "scripts/", "pyproject.toml")))
+
+
 def main(argv: list[str] | None = None) -> int:
+    fast_path_or_reexec(argv)                               # MKL's Intel path on AMD CPUs (seqrec_lib.blas)
     parser = argparse.ArgumentParser(prog="python scripts/paper_runs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", dest="plans", nargs="+", choices=sorted(PLANS), required=True,
                         help="one or more plans, run in order (each to its end before the next)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--commit", action="store_true", help="git-commit each record as soon as it exists")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="with --commit: run even when tracked files have uncommitted changes (the records "
+                             "then name a '+dirty' commit)")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many units")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the plan (default 1)")
     parser.add_argument("--deadline", type=float, default=None,
@@ -332,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1 or (args.deadline is not None and args.deadline <= 0):
         parser.error(f"--workers must be ≥ 1 and --deadline > 0, got {args.workers} and {args.deadline}")
+    if args.commit and not args.allow_dirty and (changed := uncommitted_code()):
+        named = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more (git status)" if len(changed) > 10 else "")
+        print(f"paper_runs.py: --commit refused: the code runs from a modified tree ({records.CODE_COMMIT}; "
+              f"uncommitted: {named}), so its records would name a '+dirty' commit; commit or revert those files "
+              f"first, or pass --allow-dirty", file=sys.stderr, flush=True)
+        return 2
     if args.deadline is not None:
         stop_after(args.deadline)
     if args.workers > 1:

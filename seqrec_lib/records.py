@@ -70,11 +70,23 @@ def git_commit(path: Path | None = None) -> str | None:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return sha + ("+dirty" if dirty else "")
+    changed = modified_files(cwd)
+    return None if changed is None else sha + ("+dirty" if changed else "")
+
+
+def modified_files(path: Path | None = None) -> list[str] | None:
+    """The tracked files of the git tree at ``path`` (default: this package's) with uncommitted changes, staged or
+    not, as ``git status --porcelain`` names them (relative to the repository's root; untracked files do not count):
+    what makes ``git_commit`` say '+dirty'. None where git cannot tell."""
+    cwd = path or Path(__file__).resolve().parent
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line[3:] for line in status.splitlines() if line.strip()]
 
 
 def cpu_model() -> str:

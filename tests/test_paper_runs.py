@@ -1,6 +1,8 @@
-"""scripts/paper_runs.py: several processes share a plan by claiming units; a dead process's claim is taken over."""
+"""scripts/paper_runs.py: several processes share a plan by claiming units; a dead process's claim is taken over;
+--commit is refused on a modified tree unless --allow-dirty."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +179,78 @@ def test_fame_start_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
     assert module.main(["--plan", "beauty-fig5"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| beauty")]
     assert len(rows) == 5 and all("no checkpoint at" in row for row in rows), rows
+
+
+def _no_training(pr, monkeypatch) -> list[str]:
+    """paper_runs with its training stubbed: the plans it would have run, in order."""
+    ran = []
+    monkeypatch.setattr(pr, "run_plan", lambda args: ran.append(args.plan))
+    monkeypatch.setattr(pr, "run_plans_with_workers", lambda args: ran.extend(args.plans) or 0)
+    return ran
+
+
+def test_commit_is_refused_before_any_training_when_the_tree_is_modified(monkeypatch, capsys):
+    import signal
+
+    pr = load_script("paper_runs")
+    ran = _no_training(pr, monkeypatch)
+    monkeypatch.setattr(pr, "uncommitted_code", lambda: ["seqrec_lib/models/losses.py", "README.md"])
+    previous = signal.getsignal(signal.SIGTERM)                  # main sets its own SIGTERM handler
+    try:
+        for workers in ("1", "2"):
+            assert pr.main(["--plan", "beauty-sasrec", "--commit", "--workers", workers]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "--commit refused" in err and "--allow-dirty" in err
+            assert "seqrec_lib/models/losses.py, README.md" in err
+        assert ran == []
+        assert pr.main(["--plan", "beauty-sasrec", "--commit", "--allow-dirty"]) == 0      # said so: runs
+        assert pr.main(["--plan", "beauty-sasrec"]) == 0                                   # nothing committed: runs
+        monkeypatch.setattr(pr, "uncommitted_code", lambda: [])
+        assert pr.main(["--plan", "beauty-sasrec", "--commit"]) == 0                       # a clean tree: runs
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ran == ["beauty-sasrec"] * 3 and capsys.readouterr().err == ""
+
+
+def test_the_workers_are_started_with_allow_dirty_when_it_was_given(tmp_path, monkeypatch):
+    import argparse
+
+    pr = load_script("paper_runs")
+    monkeypatch.setattr(pr, "PAPER", tmp_path)
+    monkeypatch.setattr(pr.time, "sleep", lambda s: None)
+    started = []
+
+    class Worker:
+        pid = 1
+
+        def __init__(self, command, **kwargs):
+            started.append(command)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(pr.subprocess, "Popen", Worker)
+    for allow in (True, False):
+        args = argparse.Namespace(plan="beauty-sasrec", threads=1, commit=True, limit=None, workers=2,
+                                  allow_dirty=allow)
+        assert pr.run_workers(args) == 0
+    assert ["--allow-dirty" in c for c in started] == [True, True, False, False]
+    assert all("--commit" in c for c in started)
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_a_modified_tracked_file_makes_the_tree_dirty_an_untracked_one_does_not(tmp_path):
+    from seqrec_lib import records
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-q", "-m", "code")
+    (tmp_path / "new_record.json").write_text("{}")             # a record copied in, not committed yet
+    assert records.modified_files(tmp_path) == [] and not records.git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert records.modified_files(tmp_path) == ["code.py"] and records.git_commit(tmp_path).endswith("+dirty")
