@@ -55,7 +55,7 @@ print(f"profile {P.name!r}: {P.description}; FAME datasets here: {', '.join(DATA
 
 # %%
 specs = [spec for dataset in DATASETS for spec in experiments.head_sweep_specs(P, dataset)]
-records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
+records = experiments.run_many(experiments.to_run(specs, P, ROOT), P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
 best = {dataset: experiments.best_heads(records, dataset) for dataset in DATASETS}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]

@@ -53,10 +53,11 @@ print(f"profile {P.name!r}: {P.description}; FAME datasets here: {', '.join(DATA
 
 # %%
 head_specs = [spec for dataset in DATASETS for spec in experiments.head_sweep_specs(P, dataset)]
-head_records = experiments.run_many(head_specs, P, ROOT, executor=executor, address=address)   # read back from 02
+head_records = experiments.run_many(experiments.to_run(head_specs, P, ROOT), P, ROOT, executor=executor,
+                                    address=address)   # read back from 02
 heads = {dataset: experiments.best_heads(head_records, dataset) for dataset in DATASETS}
 specs = [spec for dataset in DATASETS for spec in experiments.expert_sweep_specs(P, dataset, heads[dataset])]
-records = experiments.run_many(specs, P, ROOT, executor=executor, address=address)
+records = experiments.run_many(experiments.to_run(specs, P, ROOT), P, ROOT, executor=executor, address=address)
 frame = experiments.results_frame(records)
 experts = {dataset: experiments.best_experts(records, dataset, heads[dataset]) for dataset in DATASETS}
 protocol_text = records[0]["protocol"]["evaluation"][0]["text"]

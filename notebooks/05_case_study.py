@@ -41,7 +41,7 @@
 profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 dataset = ""              # empty: the profile's case-study dataset
-user = 0                  # 0: the case-study user of the profile (paper profile: Sports user 230)
+user = 0                  # 0: the case-study user of the profile (paper profile: Beauty user 230)
 heads = 0                 # H of the FAME model; 0: the profile's case-study H
 k = 10                    # length of the lists
 facet = ""                # facet that colours the cells; empty: the user's planted facet (synthetic) or the first one

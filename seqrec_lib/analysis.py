@@ -35,7 +35,8 @@ from .models.base import ModelOutput, SequentialModel
 
 __all__ = [
     "HeadDistances", "per_user_head_distances", "diversity_table", "head_diversity", "bootstrap_ci",
-    "paired_bootstrap", "compare_head_diversity", "CaseStudy", "case_study", "facet_table",
+    "paired_bootstrap", "compare_head_diversity", "mean_over_seeds", "seeds_diversity_table", "CaseStudy",
+    "case_study", "facet_table",
     "head_facet_alignment", "gate_trust", "head_distance_matrices", "attention_maps",
 ]
 
@@ -263,8 +264,8 @@ def diversity_table(dist: HeadDistances, n_boot: int = 2000, seed: int = 0, leve
     """One row per (layer, quantity): ``layer`` (1-based), ``quantity``, ``mean``, ``ci_low``, ``ci_high``,
     ``n_users``, ``n_heads``. Quantities: attention, attention_norm, output, and output_norm when
     ``normalise``. All cells share the same ``n_boot`` user resamples (``seed``)."""
-    quantities = ["attention", "attention_norm", "output"] + (["output_norm"] if normalise else [])
-    values = np.stack([dist.quantity(q) for q in quantities], axis=2)          # [n, n_layers, n_q]
+    quantities = _quantities(normalise)
+    values = _quantity_values(dist, quantities)                                # [n, n_layers, n_q]
     n, n_layers, n_q = values.shape
     mean, lo, hi = _bootstrap_columns(values.reshape(n, -1), n_boot, seed, level)
     layer = np.repeat(np.arange(1, n_layers + 1), n_q)
@@ -275,6 +276,43 @@ def diversity_table(dist: HeadDistances, n_boot: int = 2000, seed: int = 0, leve
         "n_users": n,
         "n_heads": np.asarray(dist.n_heads)[layer - 1],
     })
+
+
+def _quantities(normalise: bool) -> list[str]:
+    return ["attention", "attention_norm", "output"] + (["output_norm"] if normalise else [])
+
+
+def _quantity_values(dist: HeadDistances, quantities: Sequence[str]) -> np.ndarray:
+    """[n, n_layers, n_q]: each user's distances, layer by layer, quantity by quantity."""
+    return np.stack([dist.quantity(q) for q in quantities], axis=2)
+
+
+def mean_over_seeds(distances: Sequence[HeadDistances]) -> HeadDistances:
+    """The per-user distances averaged over training seeds: one model per seed, scored on the same users with
+    the same heads per layer (ValueError otherwise)."""
+    if not distances:
+        raise ValueError("mean_over_seeds needs the distances of at least one seed")
+    first = distances[0]
+    for other in distances[1:]:
+        if not np.array_equal(other.users, first.users) or other.n_heads != first.n_heads:
+            raise ValueError("the seeds' distances cover different users or heads per layer; pass one model's seeds")
+    return HeadDistances(users=first.users, lengths=first.lengths,
+                         attention=np.mean([d.attention for d in distances], axis=0),
+                         output=np.mean([d.output for d in distances], axis=0),
+                         output_unit=np.mean([d.output_unit for d in distances], axis=0), n_heads=first.n_heads)
+
+
+def seeds_diversity_table(distances: Sequence[HeadDistances], n_boot: int = 2000, seed: int = 0,
+                          level: float = 0.95, normalise: bool = False) -> pd.DataFrame:
+    """``diversity_table`` of one model over its training seeds: ``mean`` and the bootstrap interval over users
+    of the seed-averaged per-user distances (``mean_over_seeds``), then ``seed_std``, the sample std over seeds
+    of the per-seed means (NaN with one seed), and ``n_seeds``."""
+    table = diversity_table(mean_over_seeds(distances), n_boot, seed, level, normalise)
+    quantities = _quantities(normalise)
+    per_seed = np.stack([_quantity_values(d, quantities).mean(axis=0).reshape(-1) for d in distances])  # [S, L·Q]
+    table["seed_std"] = per_seed.std(axis=0, ddof=1) if len(distances) > 1 else np.nan
+    table["n_seeds"] = len(distances)
+    return table
 
 
 def head_diversity(model: SequentialModel, split: SplitData, which: str = "test", batch_size: int = 256,

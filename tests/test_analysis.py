@@ -448,3 +448,36 @@ def test_gate_trust_against_per_user_case_studies(fame_setup):
     one_head = Fame(FameConfig(d=16, n_blocks=2, n_heads=1, n_experts=2, max_len=L), split.n_items).eval()
     with pytest.raises(ValueError, match="needs H ≥ 2"):
         analysis.gate_trust(one_head, split)
+
+
+def _distances(values: np.ndarray, users: np.ndarray) -> analysis.HeadDistances:
+    """HeadDistances with every quantity set to ``values`` [n, n_layers] (lengths 2, two heads per layer)."""
+    return analysis.HeadDistances(users=users, lengths=np.full(len(users), 2), attention=values, output=values,
+                                  output_unit=values, n_heads=(2,) * values.shape[1])
+
+
+def test_seeds_diversity_table_against_a_naive_computation():
+    rng = np.random.default_rng(3)
+    users = np.arange(1, 41)
+    seeds = [_distances(rng.random((40, 2)) + s, users) for s in range(3)]
+    table = analysis.seeds_diversity_table(seeds, n_boot=500, seed=1)
+    attention = table[table["quantity"] == "attention"].set_index("layer")
+    for layer in (1, 2):
+        per_seed = [d.attention[:, layer - 1].mean() for d in seeds]
+        assert attention.loc[layer, "mean"] == pytest.approx(np.mean(per_seed))
+        assert attention.loc[layer, "seed_std"] == pytest.approx(np.std(per_seed, ddof=1))
+        pooled = np.mean([d.attention[:, layer - 1] for d in seeds], axis=0)
+        lo, hi = analysis.bootstrap_ci(pooled, n_boot=500, seed=1)[1:]
+        assert attention.loc[layer, "ci_low"] < attention.loc[layer, "mean"] < attention.loc[layer, "ci_high"]
+        assert (attention.loc[layer, "ci_low"], attention.loc[layer, "ci_high"]) == pytest.approx((lo, hi))
+    assert set(table["n_seeds"]) == {3}
+    single = analysis.seeds_diversity_table(seeds[:1], n_boot=200)
+    assert single["seed_std"].isna().all()
+    assert np.allclose(single["mean"], analysis.diversity_table(seeds[0], n_boot=200)["mean"])
+
+
+def test_mean_over_seeds_refuses_other_users():
+    a = _distances(np.ones((3, 1)), np.array([1, 2, 3]))
+    b = _distances(np.ones((3, 1)), np.array([1, 2, 4]))
+    with pytest.raises(ValueError, match="different users"):
+        analysis.mean_over_seeds([a, b])

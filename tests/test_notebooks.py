@@ -35,12 +35,15 @@ RUNS = [("00_data", "00_data", {}), ("01_train", f"01_train_{TRAIN_MODEL}", {"mo
 CASE_DATASET, CASE_USER = P.case_study
 TIME_DATASET = P.time_datasets[0]
 FAME_DATASET = P.fame_datasets[0]
-FIGURES = ["00_sequence_lengths", "00_time_gaps", f"01_learning_curves_{TRAIN_MODEL}_{FAME_DATASET}", "fig5_head_sweep",
-           "fig6_expert_sweep", f"04_head_diversity_{TIME_DATASET}", f"fig7_case_study_{CASE_DATASET}_user{CASE_USER}",
-           "06_results_fame", "06_results_mojito", f"04_head_distances_{TIME_DATASET}",
-           f"04_attention_maps_{TIME_DATASET}_user{CASE_USER if CASE_DATASET == TIME_DATASET else 1}"]
+DIVERSITY = [("time", TIME_DATASET), ("facets", FAME_DATASET)]       # notebook 04's comparisons
+FIGURES = (["00_sequence_lengths", "00_time_gaps", f"01_learning_curves_{TRAIN_MODEL}_{FAME_DATASET}", "fig5_head_sweep",
+            "fig6_expert_sweep", f"fig7_case_study_{CASE_DATASET}_user{CASE_USER}", "06_results_fame",
+            "06_results_mojito"]
+           + [f"04_{what}_{name}_{dataset}" for name, dataset in DIVERSITY for what in ("head_diversity", "head_distances")]
+           + [f"04_attention_maps_{name}_{dataset}_user{CASE_USER if CASE_DATASET == dataset else 1}"
+              for name, dataset in DIVERSITY])
 TABLES = ["dataset_statistics", "table1_comparison", "timestamp_ties", "mojito_paired", "head_sweep", "best_heads", "expert_sweep",
-          f"head_diversity_{TIME_DATASET}", f"case_study_{CASE_DATASET}_user{CASE_USER}", "table2_fame",
+          "head_diversity", "head_diversity_paired", f"case_study_{CASE_DATASET}_user{CASE_USER}", "table2_fame",
           "table2_fame_beside_paper", "mojito_protocol", "all_runs"]
 
 
@@ -129,9 +132,13 @@ def test_sweeps_cover_the_profile_grids(executed: Path) -> None:
     assert set(best["best_heads"]) <= set(P.heads)
 
 
-def test_head_diversity_covers_three_models(executed: Path) -> None:
-    table = pd.read_csv(_out(executed) / "results" / f"head_diversity_{TIME_DATASET}.csv")
-    assert set(table["label"]) == {"SASRec-CE", "FAME", "MOJITO"}
+def test_head_diversity_covers_the_time_rows_and_fame(executed: Path) -> None:
+    table = pd.read_csv(_out(executed) / "results" / "head_diversity.csv")
+    time_rows = table[table["comparison"] == "time"]
+    assert set(time_rows["label"]) == {"SASRec-CE", "SASRec-BCE", "MOJITO"} | (
+        {"TiSASRec"} if "tisasrec" in P.time_baselines else set())
+    assert set(table.loc[table["comparison"] == "facets", "label"]) == {"SASRec-CE", "FAME"}
+    assert set(table["n_seeds"]) == {len(P.seeds)}
     assert (table["ci_low"] <= table["mean"] + 1e-12).all() and (table["mean"] <= table["ci_high"] + 1e-12).all()
     assert _in_unit_interval(table.loc[table["quantity"] == "attention_norm", "mean"])
 
