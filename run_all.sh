@@ -107,6 +107,8 @@ fi
 
 OUT="$OUTPUTS/$PROFILE"
 mkdir -p "$OUT/notebooks" "$OUT/logs"
+RUNS_LOG="$OUT/logs/runs.tsv"           # one line per run a notebook asked for: read back or trained
+LOGGED=$( (cat "$RUNS_LOG" 2>/dev/null || true) | wc -l)
 T0=$(date +%s)
 
 # Each notebook is a jupytext pair (notebooks/jupytext.toml): NN_name.py, the source, and NN_name.ipynb. Sync
@@ -160,7 +162,14 @@ done
 run_notebook 02_head_sweep 02_head_sweep "${SWEEP_ARGS[@]}"
 run_notebook 03_expert_sweep 03_expert_sweep "${SWEEP_ARGS[@]}"
 run_notebook 04_head_diversity 04_head_diversity
-run_notebook 05_case_study 05_case_study
+# notebook 05 once per case study of the profile (paper: Beauty, then Sports): the first as 05_case_study
+first=1
+while read -r dataset user; do
+    if [[ -n "$first" ]]; then run_notebook 05_case_study 05_case_study -p dataset "$dataset" -p user "$user"
+    else run_notebook 05_case_study "05_case_study_$dataset" -p dataset "$dataset" -p user "$user"; fi
+    first=""
+done < <("$PYTHON" -c "from seqrec_lib.profiles import get_profile
+for dataset, user in get_profile('$PROFILE').case_studies: print(dataset, user)")
 run_notebook 06_results 06_results "${SWEEP_ARGS[@]}"
 T1=$(date +%s)
 if [[ "$RAN" == 0 ]]; then
@@ -181,6 +190,11 @@ if [[ -d "$OUT/runs" ]]; then
     printf '  runs/  %s run folders, %s\n' "$(find "$OUT/runs" -mindepth 1 -maxdepth 1 -type d | wc -l)" \
         "$(du -sh "$OUT/runs" | cut -f1)"
 fi
+# distinct runs since this start: trained here, or only read back (an earlier result.json or a committed record)
+tail -n +$((LOGGED + 1)) "$RUNS_LOG" 2>/dev/null | awk -F'\t' '
+    $1 == "trained" { trained[$2] = 1 } $1 == "read" { read[$2] = 1 }
+    END { t = 0; r = 0; for (k in trained) t++; for (k in read) if (!(k in trained)) r++
+          printf "Runs: %d trained, %d read back\n", t, r }' || true
 WALL=$((T1 - T0))
 printf 'Wall time: %dm %02ds (%ds)\n' $((WALL / 60)) $((WALL % 60)) "$WALL"
 if [[ -z "$PUBLISH" && "$OUTPUTS" == "$ROOT/out" ]]; then

@@ -79,3 +79,14 @@ def test_the_notebooks_kernels_get_mkls_fast_path_where_it_applies(tmp_path):
     assert on.returncode == off.returncode == 2, on.stderr + off.stderr
     assert "MKL's Intel kernels (vendor shim" in on.stdout.splitlines()[0]
     assert "vendor shim" not in off.stdout and "seqrec_lib.blas" not in on.stderr + off.stderr
+
+
+@pytest.mark.notebooks
+def test_the_summary_counts_the_runs_trained_and_read_back(tmp_path):
+    """Started again, run_all.sh reads its finished run back and says it trained nothing."""
+    args = ("--profile", "smoke", "--outputs", str(tmp_path / "o"), "--only", "01_train_sasrec")
+    first = run_all(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Runs: 1 trained, 0 read back" in first.stdout
+    again = run_all(*args, cwd=tmp_path)
+    assert "Runs: 0 trained, 1 read back" in again.stdout, again.stdout + again.stderr
