@@ -106,6 +106,6 @@ plots.save_figure(fig, FIGURES, "fig6_expert_sweep")
 fig
 
 # %%
-best_fame = frame.groupby(["dataset", "experts"])["test_full_NDCG@20"].mean().groupby("dataset").max()
+best_fame = frame.groupby(["dataset", "experts"])["test_full_NDCG@20"].mean().groupby("dataset").max()[lines.index]
 pd.DataFrame({"some N above the red line": best_fame > lines["FAME w/o MoE test NDCG@20"],
               "some N above SASRec-CE": best_fame > lines["SASRec-CE test NDCG@20"]}).rename_axis("NDCG@20")
