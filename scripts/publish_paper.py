@@ -44,7 +44,7 @@ from paper_runs import PAPER, PLANS, NotReady, published  # noqa: E402
 
 from seqrec_lib import mojito_table as mt  # noqa: E402
 from seqrec_lib import paper_results, results_doc  # noqa: E402
-from seqrec_lib.experiments import format_summary, results_frame, summary_table  # noqa: E402
+from seqrec_lib.experiments import format_summary, results_frame, summary_table, time_specs  # noqa: E402
 from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 from seqrec_lib.results_doc import load_records  # noqa: E402
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                             "FAME ahead), test metrics under full ranking; t and p of the paired t-test need at "
                             "least 2 seeds.")
         ml = frame[frame["dataset"] == "ml-100k"]
+        rows = {s.label: i for i, s in reversed(list(enumerate(time_specs(get_profile("paper"), "ml-100k"))))}
+        ml = ml.sort_values("label", key=lambda labels: labels.map(rows), kind="stable")   # as notebook 06 orders
         if len(ml) and all(f"test_{p}_{m}" in ml for p in mt.PROTOCOLS for m in mt.METRICS):
             table = mt.format_mojito_table(mt.mojito_table(ml))
             save_table(table, results, "mojito_table",
