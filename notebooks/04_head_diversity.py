@@ -63,7 +63,7 @@ print(f"profile {P.name!r}: {P.description}")
 # Read back where they exist (the same runs as `01_train` and MOJITO's table), trained otherwise (smoke, demo).
 
 # %%
-comparisons = {name: experiments.run_many(experiments.to_run(specs, P, ROOT), P, ROOT)
+comparisons = {name: experiments.with_weights(experiments.run_many(experiments.to_run(specs, P, ROOT), P, ROOT), P)
                for name, specs in experiments.head_diversity_specs(P).items()}
 pd.DataFrame([{"comparison": name, "label": r["label"], "dataset": r["dataset"], "seed": r["seed"],
                "heads": r["model_config"]["n_heads"], "test NDCG@10 (full)": r["metrics"]["test"]["full"]["NDCG@10"]}

@@ -52,7 +52,7 @@ from .profiles import SYNTHETIC, Profile
 from .records import write_json_atomic
 from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, torch_threads, train_and_evaluate
 from .two_stage import run_dir_for, train_fame_two_stage
-from .weights import shipped_state_dict
+from .weights import has_weights, shipped_state_dict
 
 SASREC_CE = "SASRec-CE"
 SASREC_BCE = "SASRec-BCE"
@@ -643,6 +643,18 @@ def run_many(specs: Iterable[RunSpec], profile: Profile, root: str | Path, execu
     if failures:
         raise SweepError(failures, ordered, Path(root))
     return ordered  # type: ignore[return-value]
+
+
+def with_weights(records: Iterable[dict[str, Any]], profile: Profile) -> list[dict[str, Any]]:
+    """The ``records`` whose weights ``load_trained`` can find (a checkpoint or shipped weights), saying which are
+    left out: on the paper profile, a notebook draws what ships and trains nothing."""
+    records = list(records)
+    kept = [r for r in records if has_weights(r, profile.name)]
+    if len(kept) < len(records):
+        left = sorted(f"{r['label']} on {r['dataset']}, seed {r['seed']}" for r in records if r not in kept)
+        print(f"{len(left)} of {len(records)} runs have neither a checkpoint nor shipped weights and are left out "
+              f"({'; '.join(left)}); docs/weights.md says how to re-make and ship them")
+    return kept
 
 
 def load_trained(record: dict[str, Any], profile: Profile) -> tuple[SequentialModel, SequenceData, SplitData]:

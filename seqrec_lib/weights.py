@@ -307,6 +307,14 @@ def shipped_state_dict(record: Mapping[str, Any], profile_name: str) -> dict[str
     raise NoWeightsError(missing_weights_message(record, checkpoint, dirs))
 
 
+def has_weights(record: Mapping[str, Any], profile_name: str) -> bool:
+    """Whether ``load_trained`` finds weights for ``record``: its run folder's ``best.pt``, or shipped ones (by name;
+    ``load_shipped`` checks the file when it is loaded)."""
+    if record.get("run_dir") and (Path(record["run_dir"]) / "best.pt").exists():
+        return True
+    return any(run_name(record) in read_manifest(d) for d in weights_dirs(record, profile_name))
+
+
 def paper_plans(name: str, status_page: str | Path = STATUS_PAGE) -> list[str]:
     """The plans of ``scripts/paper_runs.py`` whose units include the record ``name`` (from the status page
     ``outputs/paper/results/status.md``: a ``## <plan>: ...`` heading, then one line per unit naming its record)."""

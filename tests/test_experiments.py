@@ -313,3 +313,10 @@ def test_head_diversity_compares_the_time_rows_and_fame_with_its_pretraining():
     fame = facets[1]
     assert fame == ex.single_run_spec(paper, "fame", "beauty", n_heads=paper.case_study_heads)   # Fig. 7's FAME
     assert ex.prerequisites(fame) == [facets[0]]
+
+
+def test_with_weights_keeps_the_runs_a_notebook_can_load(tmp_path, capsys):
+    trained = ex.run(ex.head_sweep_specs(SMOKE, DATA)[0], SMOKE, tmp_path / "smoke" / "runs")
+    gone = dict(trained, run_dir=str(tmp_path / "nowhere"), label="SASRec-CE (moved)")
+    assert ex.with_weights([trained, gone], SMOKE) == [trained]
+    assert "1 of 2 runs have neither a checkpoint nor shipped weights" in capsys.readouterr().out
