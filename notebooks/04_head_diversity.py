@@ -175,4 +175,8 @@ for (name, dataset, label), (model, split) in models.items():
     noise_off = analysis.head_diversity(quiet.eval(), split, "test", seed=0, n_boot=n_boot)
     noise = pd.concat({"noise on": noise_on.set_index(["layer", "quantity"])["mean"],
                        "noise off": noise_off.set_index(["layer", "quantity"])["mean"]}, axis=1)
-    display(noise.assign(difference=noise["noise on"] - noise["noise off"]).round(5))
+    noise = noise.assign(difference=noise["noise on"] - noise["noise off"])
+    plots.save_table(noise, RESULTS, f"head_diversity_{label.lower()}_noise",
+                     note=f"{label} on {dataset}, the first seed's weights: mean head distances over test users with "
+                          "and without the attention noise at evaluation time.")
+    display(noise.round(5))

@@ -231,17 +231,55 @@ def case_study_section(results: Path) -> list[str]:
     return out
 
 
+def _verdict(rows: pd.DataFrame) -> str:
+    """'more' / 'less' when every layer's interval excludes 0 on one side, else 'not clearly more or less'."""
+    if (rows["ci_low"] > 0).all():
+        return "more"
+    if (rows["ci_high"] < 0).all():
+        return "less"
+    return "not clearly more or less"
+
+
 def head_diversity_section(results: Path) -> list[str]:
     out = ["## Head diversity on real data", ""]
-    files = sorted(results.glob("head_diversity_*.csv"))
-    if not files:
+    table, paired = results / "head_diversity.csv", results / "head_diversity_paired.csv"
+    if not table.exists():
         return out + ["Not measured on the real data yet: notebook `04_head_diversity` needs the trained weights of "
-                      "its runs (see `outputs/paper/weights/`).", ""]
-    out.append("Mean pairwise distance between heads per user and layer (docs/analysis.md §1), averaged over test "
-               "users, with 95 % bootstrap intervals; `spread over seeds` is the std of the per-seed means.")
-    for path in files:
-        out += ["", f"### `{path.stem}`", "", _csv_table(path)]
-    return out + [""]
+                      "its runs (`outputs/paper/weights/`).", ""]
+    frame = pd.read_csv(table)
+    scale_free = frame[frame["quantity"] == "attention_norm"]
+    cells = pd.DataFrame({"comparison": scale_free["comparison"], "dataset": scale_free["dataset"],
+                          "model": scale_free["label"], "layer": scale_free["layer"], "seeds": scale_free["n_seeds"],
+                          "distance": [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" + ("" if np.isnan(sd) else f" ± {sd:.4f}")
+                                       for m, lo, hi, sd in zip(scale_free["mean"], scale_free["ci_low"],
+                                                                scale_free["ci_high"], scale_free["seed_std"])]})
+    out += ["Scale-free distance between the attention maps of two heads (docs/analysis.md §1; 0: identical "
+            "heads, 1: disjoint), per test user, averaged over users: mean over training seeds [95 % bootstrap "
+            "interval over users] ± std over seeds (notebook `04_head_diversity`, "
+            "`outputs/paper/results/head_diversity.md`).", "", markdown_table(cells, index=False), ""]
+    if paired.exists():
+        diffs = pd.read_csv(paired)
+        lines = [f"{row.comparison} on {NAMES.get(row.dataset, row.dataset)}, layer {row.layer}: "
+                 f"{row.mean_diff:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}]" for row in diffs.itertuples()]
+        out += ["Paired over the same users (seed-averaged):", ""] + [f"- {line}" for line in lines] + [""]
+        mojito = diffs[diffs["comparison"].str.startswith("MOJITO")]
+        if len(mojito):
+            seeds = sorted(set(frame.loc[frame["label"] == "MOJITO", "n_seeds"]))
+            dataset = NAMES.get(mojito["dataset"].iloc[0], mojito["dataset"].iloc[0])
+            text = (f"**MOJITO's claim** (its attention mixtures make heads less redundant): MOJITO's heads differ "
+                    f"{_verdict(mojito)} from each other than SASRec-CE's, layer by layer, on {dataset} "
+                    f"({', '.join(map(str, seeds))} training seed(s); the intervals are over users, so they say "
+                    "nothing about another training run).")
+            noise_file = results / "head_diversity_mojito_noise.csv"
+            if noise_file.exists():
+                noise = pd.read_csv(noise_file)
+                noise = noise[noise["quantity"] == "attention_norm"]
+                text += (" Without the noise MOJITO adds to its attention logits at evaluation time (same weights, "
+                         "first seed), its scale-free distance is " + ", ".join(
+                             f"{off:.4f} instead of {on:.4f} (layer {layer})" for layer, on, off in
+                             zip(noise["layer"], noise["noise on"], noise["noise off"])) + ".")
+            out += [text, ""]
+    return out
 
 
 def mojito_section(frame: pd.DataFrame, units: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> list[str]:
