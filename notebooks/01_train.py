@@ -33,7 +33,7 @@
 # > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
-profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+profile = "demo"          # smoke: a look in seconds | demo: minutes | paper: the published runs, read back
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 model = "sasrec"          # sasrec | fame | mojito | pop | gru4rec | bert4rec | tisasrec | cl4srec
 dataset = ""              # empty: the profile's first FAME dataset (MOJITO, TiSASRec: its first with timestamps)

@@ -37,7 +37,7 @@
 # > committed records and shipped weights (`outputs/paper/weights/`) and trains nothing.
 
 # %% tags=["parameters"]
-profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+profile = "demo"          # smoke: a look in seconds | demo: minutes | paper: the published runs, read back
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 n_boot = 2000             # bootstrap resamples
 

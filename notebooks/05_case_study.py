@@ -38,7 +38,7 @@
 # > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
-profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+profile = "demo"          # smoke: a look in seconds | demo: minutes | paper: the published runs, read back
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 dataset = ""              # empty: the profile's case-study dataset
 user = 0                  # 0: the case-study user of the profile (paper profile: Beauty user 230)
@@ -51,6 +51,7 @@ interactive = False       # True in JupyterLab: the explorer at the end (dataset
 # %matplotlib inline
 from pathlib import Path
 
+import pandas as pd
 from IPython.display import Markdown, display
 
 from seqrec_lib import experiments, plots
@@ -104,7 +105,7 @@ fig
 # %%
 facets = analysis.facet_table(case)
 plots.save_table(facets, RESULTS, f"case_study_{dataset}_user{user}",
-                 note="Full ranking, history other than the target excluded; target_rank is 0-based.")
+                 note="Full ranking, history other than the target excluded; target_rank: 1 = top, as in the figure.")
 trusted = int(case.gate.argmax())
 display(facets, Markdown(
     f"The gate trusts head {trusted + 1} most ({case.gate[trusted]:.2f}); the target is ranked "
@@ -126,7 +127,8 @@ display(facets, Markdown(
 trust = analysis.gate_trust(models.fame, models.split, k=k)
 plots.save_table(trust, RESULTS, f"gate_trust_{dataset}_H{heads}",
                  note="Test users, full ranking, history other than the target excluded; 95% bootstrap CIs.")
-trust
+with pd.option_context("display.max_colwidth", None):     # the quantities' text whole
+    display(trust)
 
 # %% [markdown]
 # ## Over all users: does each head follow a facet?

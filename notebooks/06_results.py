@@ -35,7 +35,7 @@
 # > are published in `outputs/paper/`.
 
 # %% tags=["parameters"]
-profile = "demo"          # smoke | demo | paper (seqrec_lib/profiles.py)
+profile = "demo"          # smoke: a look in seconds | demo: minutes | paper: the published runs, read back
 outputs = "../out"        # figures, results and runs go to <outputs>/<profile>/ (../outputs: published)
 executor = "local"        # "local": one run after the other; "ray": Ray tasks, runs in parallel
 address = None            # with "ray": None starts a local Ray, "auto" joins `ray start`'s cluster

@@ -477,7 +477,8 @@ def _top_label(items: list[int], facets: dict[int, dict[str, tuple[str, ...]]], 
 def facet_table(case: CaseStudy) -> pd.DataFrame:
     """One row per list: ``history``, ``head 1..H``, ``combined``, ``baseline`` (when present).
 
-    Columns: ``list``, ``gate`` (heads only), ``target_rank`` (0-based), ``hit`` (rank < k), ``items``
+    Columns: ``list``, ``gate`` (heads only), ``target_rank`` (1 = top, as in the figure; empty for the history),
+    ``hit`` (rank ≤ k), ``items``
     (ids separated by spaces, the target in brackets), and per facet f: ``f_top`` the label most of the
     list's items carry and ``f_share`` the share of the list's items carrying it.
     """
@@ -490,13 +491,15 @@ def facet_table(case: CaseStudy) -> pd.DataFrame:
     facet_names = sorted({f for labels in case.facets.values() for f in labels})
     records = []
     for name, gate, rank, items in rows:
-        record = {"list": name, "gate": gate, "target_rank": rank,
+        record = {"list": name, "gate": gate, "target_rank": rank + 1,
                   "hit": (rank < case.k) if name != "history" else np.nan,
                   "items": " ".join(f"[{i}]" if i == case.target else str(i) for i in items)}
         for f in facet_names:
             record[f"{f}_top"], record[f"{f}_share"] = _top_label(items, case.facets, f)
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    table = pd.DataFrame.from_records(records)
+    table["target_rank"] = table["target_rank"].astype("Int64")
+    return table
 
 
 def _facet_incidence(labels: list[tuple[str, ...]], device: torch.device) -> Tensor:

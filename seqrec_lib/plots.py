@@ -144,14 +144,14 @@ def _footnote(fig: Figure, text: str | None, width: int | None = None) -> None:
     """A small grey note (wrapped) in a band reserved under the panels (and under a bottom legend)."""
     if not text:
         return
-    width = width or max(60, int(fig.get_figwidth() * 15))
+    width = width or max(50, int(fig.get_figwidth() * 12.5))
     wrapped = "\n".join(textwrap.fill(part, width) for part in str(text).split("\n"))
     height = fig.get_figheight()
-    band = (0.14 * (wrapped.count("\n") + 1) + 0.12) / height       # figure fraction
+    band = (0.17 * (wrapped.count("\n") + 1) + 0.12) / height       # figure fraction
     engine = fig.get_layout_engine()
     if engine is not None and hasattr(engine, "set"):
         engine.set(rect=(0.0, band, 1.0, 1.0 - band))
-    fig.text(0.01, band - 0.04 / height, wrapped, ha="left", va="top", fontsize=7.5, color="#555555")
+    fig.text(0.01, band - 0.04 / height, wrapped, ha="left", va="top", fontsize=9, color="#555555")
 
 
 def _figure(n_rows: int, n_cols: int, width: float, height: float, **kw: Any) -> tuple[Figure, np.ndarray]:
@@ -310,7 +310,7 @@ def time_gaps_figure(gaps: Mapping[str, pd.DataFrame], footnote: str | None = No
                     order=list(dict.fromkeys(table["gap"])), legend=False, edgecolor="white", linewidth=0.4)
         for container in ax.containers:
             ax.bar_label(container, labels=[f"{v:.0%}" if v >= 0.005 else "" for v in container.datavalues],
-                         fontsize=6.5, padding=1)
+                         fontsize=8, padding=1)
         ax.set_ylim(0, min(1.0, float(table["share"].max()) * 1.2 + 0.02))
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set_xlabel("gap between the two interactions")
@@ -640,7 +640,7 @@ def head_distance_figure(matrices: Mapping[str, Sequence[np.ndarray]], dataset: 
             H = len(m)
             sns.heatmap(m, ax=ax, mask=np.eye(H, dtype=bool), vmin=0.0, vmax=vmax, cmap=HEATMAP_CMAP, cbar=False,
                         square=True, linewidths=0.6, linecolor="white", annot=H <= 8, fmt=".2f",
-                        annot_kws={"fontsize": 7.5 if H <= 4 else 6.5},
+                        annot_kws={"fontsize": 9 if H <= 4 else 7.5},
                         xticklabels=[str(h + 1) for h in range(H)], yticklabels=[str(h + 1) for h in range(H)])
             ax.tick_params(length=0)
             ax.grid(False)
@@ -679,7 +679,7 @@ def attention_maps_figure(maps: Mapping[str, np.ndarray], items: Sequence[int], 
             if h < a.shape[0]:
                 sns.heatmap(a[h], ax=ax, mask=future if a[h].shape == future.shape else None, vmin=0.0, vmax=vmax,
                             cmap=HEATMAP_CMAP, cbar=False, square=True, xticklabels=ticks, yticklabels=ticks)
-                ax.tick_params(length=0, labelsize=6.5)
+                ax.tick_params(length=0, labelsize=8)
                 ax.grid(False)
             else:
                 _empty(ax, "no head")
@@ -769,17 +769,17 @@ def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_his
             is_target = item == case.target
             ax.add_patch(Rectangle((c + 0.04, y + 0.06), 0.92, 0.8, facecolor=face,
                                    edgecolor="#d4a017" if is_target else "#bbbbbb", lw=3.2 if is_target else 0.8))
-            ax.text(c + 0.5, y + 0.58, str(item), ha="center", va="center", fontsize=9,
+            ax.text(c + 0.5, y + 0.58, str(item), ha="center", va="center", fontsize=10.5,
                     fontweight="bold" if is_target else "normal")
-            ax.text(c + 0.5, y + 0.28, _facet_text(labels), ha="center", va="center", fontsize=6.5, color="#333333")
+            ax.text(c + 0.5, y + 0.28, _facet_text(labels), ha="center", va="center", fontsize=8.5, color="#333333")
         if r == 0:        # the target closes the history row
             c = len(items) - 1
             ax.plot([c, c], [y + 0.02, y + 0.9], color="#d4a017", ls="--", lw=1.2)
-            ax.text(c + 0.5, y + 0.93, "target", ha="center", va="bottom", fontsize=7, color="#8a6d00")
+            ax.text(c + 0.5, y + 0.93, "target", ha="center", va="bottom", fontsize=9, color="#8a6d00")
     ax.set_xlim(-0.05, n_cols + 0.05)
     ax.set_ylim(-0.1, len(rows))
     ax.set_xticks([c + 0.5 for c in range(n_cols)], [str(c + 1) for c in range(n_cols)])
-    ax.set_yticks([len(rows) - 1 - r + 0.46 for r in range(len(rows))], [r[0] for r in rows], fontsize=8.5)
+    ax.set_yticks([len(rows) - 1 - r + 0.46 for r in range(len(rows))], [r[0] for r in rows], fontsize=10)
     for tick, (_, _, row_colour) in zip(ax.get_yticklabels(), rows):
         tick.set_color(row_colour)
         tick.set_fontweight("bold")
@@ -792,8 +792,8 @@ def case_study_figure(case: Any, dataset: str, facet: str | None = None, max_his
     handles: list[Any] = [Patch(facecolor="white", edgecolor="#d4a017", lw=3, label=f"ground truth: item {case.target}")]
     handles += [Patch(facecolor=c, edgecolor="#bbbbbb", label=f"{facet} {v}" + (" (preferred)" if v in emphasis else ""))
                 for v, c in colours.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-              title=f"cell colour: {facet}" if facet else None, title_fontsize=8)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9.5, frameon=False,
+              title=f"cell colour: {facet}" if facet else None, title_fontsize=9.5)
     which = {"test": "test target s[-1]", "valid": "validation target s[-2]",
              "train": "last training target s[-3]"}.get(case.which, case.which)
     fig.suptitle(f"Case study (FAME Fig. 7): {dataset_title(dataset)}, user {case.user}, H = {case.n_heads}, "

@@ -1,6 +1,7 @@
 """Experiment profiles: which datasets, grids, seeds and training budgets a run of the notebooks uses.
 
-- ``smoke``: seconds on a CPU, for tests (tiny synthetic data, 2 epochs, the smallest grids).
+- ``smoke``: seconds on a CPU: a quick look at every notebook, and the tests (tiny synthetic data, 2 epochs, the
+  smallest grids).
 - ``demo`` (the default): a fast offline check that the pipeline runs end to end (synthetic data only,
   reduced grids, short budgets; its numbers do not test the papers' claims); the whole ``./run_all.sh``
   takes about 4-5 minutes on a 2-core CPU (4 min 25 s measured on 2026-12-04, longer on a busy machine).
@@ -224,7 +225,7 @@ _PAPER_MOJITO_TRAIN = TrainConfig(epochs=200, patience=20, batch_size=128, lr=1e
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        description="tests only: a tiny synthetic world, 2 epochs, the smallest grids; every notebook in seconds",
+        description="a quick look in seconds (and the tests): a tiny synthetic world, 2 epochs, the smallest grids",
         fame_datasets=(SYNTHETIC,),
         time_datasets=(SYNTHETIC,),
         heads=(1, 2),

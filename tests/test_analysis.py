@@ -361,7 +361,8 @@ def test_facet_table_against_hand_counts():
     table = facet_table(case)
     assert list(table.list) == ["history", "head 1", "head 2", "combined", "baseline"]
     assert table.gate.iloc[1:3].tolist() == [0.25, 0.75]
-    assert table.target_rank.iloc[1:].tolist() == [6, 0, 1, 4]
+    assert table.target_rank.iloc[1:].tolist() == [7, 1, 2, 5]            # 1 = top, as the figure prints
+    assert pd.isna(table.target_rank.iloc[0])
     assert table.hit.iloc[1:].tolist() == [False, True, True, False]
     assert table["items"].tolist() == ["1 2 7", "7 8 9", "[5] 4 1", "4 [5] 8", "8 9 3"]
     assert table.genre_top.tolist() == ["a", "c", "a", "a", "c"]
