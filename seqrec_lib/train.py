@@ -241,7 +241,7 @@ class Trainer:
                      epoch: int) -> float:
         cfg, train = self.config, split.train
         model.train()
-        model.start_epoch(epoch)
+        model.start_epoch(epoch, split)
         order = torch.randperm(len(train), device=train.device)
         total, steps = torch.zeros((), device=train.device), 0
         batches = range(0, len(train), cfg.batch_size)

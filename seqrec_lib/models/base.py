@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
 from ..batch import Batch
+
+if TYPE_CHECKING:
+    from ..data.sequences import SplitData
 
 
 @dataclass
@@ -72,9 +75,12 @@ class SequentialModel(nn.Module, ABC):
             return {}
         return {"betas": (float(config.adam_beta1), float(config.adam_beta2))}
 
-    def start_epoch(self, epoch: int) -> None:
-        """Called by the trainer before each training epoch (0-based). Default: nothing.
+    def start_epoch(self, epoch: int, split: SplitData | None = None) -> None:
+        """Called by the trainer before each training epoch (0-based), in training mode, with the ``split`` it
+        trains on. Default: nothing.
 
-        Models with per-epoch state (MOJITO resamples its FISM items) override it; it must draw its
-        randomness from a generator seeded by ``epoch`` so runs are reproducible.
+        Models with per-epoch state override it (MOJITO resamples its FISM items; ICLRec clusters the training
+        sequences' representations into intents); it must draw its randomness from a generator seeded by
+        ``epoch`` so runs are reproducible, and leave the model in the mode it found it in. A resumed run calls
+        it again for the epoch it continues with, so state it recomputes from the weights needs no saving.
         """

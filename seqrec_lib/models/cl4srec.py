@@ -89,13 +89,21 @@ def augment(items: Tensor, config: CL4SRecConfig, mask_id: int) -> Tensor:
     return torch.where(kind == 0, views[0], torch.where(kind == 1, views[1], views[2]))
 
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float, groups: Tensor | None = None) -> Tensor:
     """z1, z2 [B, d] (two views of each sequence) → the mean over the 2B views of
-    −log(exp(s(v, v⁺)) / Σ_{w ≠ v} exp(s(v, w))), with s(a, b) = a · b / τ."""
+    −log(exp(s(v, v⁺)) / Σ_{w ≠ v} exp(s(v, w))), with s(a, b) = a · b / τ.
+
+    ``groups`` [B] (ICLRec's false-negative mitigation): the w of a sequence in v's group, v⁺ excepted, also
+    leave the sum."""
     B = z1.shape[0]
     z = torch.cat([z1, z2]).float()                                                 # [2B, d]
     sim = (z @ z.T / temperature).fill_diagonal_(float("-inf"))                     # [2B, 2B]
     positive = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(z.device)    # the other view
+    if groups is not None:
+        g = torch.cat([groups, groups])                                             # [2B]
+        same = g[:, None] == g[None, :]                                             # [2B, 2B]
+        same[torch.arange(2 * B, device=z.device), positive] = False                # v⁺ stays
+        sim = sim.masked_fill(same, float("-inf"))
     return F.cross_entropy(sim, positive)
 
 

@@ -145,7 +145,7 @@ class Mojito(SequentialModel):
                 else window_items(split.train, split.n_users, split.n_items))
         return cls(config, split.n_items, split.n_users, pool)
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int, split: SplitData | None = None) -> None:
         """Draw this epoch's N FISM items per user (``fism.draw_items``, seeded by the FISM seed and ``epoch``).
 
         ``fism`` is a persistent buffer, so a checkpoint carries the items of its epoch.

@@ -12,6 +12,7 @@ from .bert4rec import BERT4Rec, BERT4RecConfig
 from .cl4srec import CL4SRec, CL4SRecConfig
 from .fame import Fame, FameConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
+from .iclrec import ICLRec, ICLRecConfig
 from .mojito import Mojito, MojitoConfig
 from .popularity import MostPopular, MostPopularConfig
 from .sasrec import SASRec, SASRecConfig
@@ -45,6 +46,8 @@ MODELS: dict[str, ModelEntry] = {
                            label="TiSASRec", needs_time=True),
     "cl4srec": ModelEntry(CL4SRecConfig, CL4SRec, "CL4SRec: SASRec-CE + contrastive loss on augmented views",
                           label="CL4SRec"),
+    "iclrec": ModelEntry(ICLRecConfig, ICLRec, "ICLRec: CL4SRec + contrast with k-means intent prototypes "
+                         "(re-clustered every epoch)", label="ICLRec"),
 }
 
 
