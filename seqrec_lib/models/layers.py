@@ -87,7 +87,8 @@ def position_ids(items: Tensor, kind: PositionKind, max_len: int) -> Tensor:
 
 class ItemSequenceEmbedding(nn.Module):
     """X0 = Dropout(LN(E[items] + P[positions])) at the tokens: items [B, L] → [T, d] (``layout``'s tokens).
-    ``E`` is shared with the output."""
+    ``E`` is shared with the output. ``vectors`` [T, d], when given, replace E[items] (CORE embeds its
+    session-dropped item vectors, the ones it also sums)."""
 
     def __init__(self, n_items: int, d: int, max_len: int, dropout: float, ln_eps: float,
                  positions: PositionKind = "slot") -> None:
@@ -98,9 +99,10 @@ class ItemSequenceEmbedding(nn.Module):
         self.norm = nn.LayerNorm(d, eps=ln_eps)
         self.p = dropout
 
-    def forward(self, items: Tensor, layout: TokenLayout) -> Tensor:
+    def forward(self, items: Tensor, layout: TokenLayout, vectors: Tensor | None = None) -> Tensor:
         pos = layout.from_full(position_ids(items, self.positions, self.position.num_embeddings))   # [T]
-        x = self.norm(self.item(layout.from_full(items)) + self.position(pos))                     # [T, d]
+        vectors = self.item(layout.from_full(items)) if vectors is None else vectors               # [T, d]
+        x = self.norm(vectors + self.position(pos))                                                # [T, d]
         return layout.dropout(x, self.p, self.training)
 
 

@@ -10,6 +10,8 @@ from ..data.sequences import SplitData
 from .base import SequentialModel
 from .bert4rec import BERT4Rec, BERT4RecConfig
 from .cl4srec import CL4SRec, CL4SRecConfig
+from .core import CORE, COREConfig
+from .duorec import DuoRec, DuoRecConfig
 from .fame import Fame, FameConfig
 from .gru4rec import GRU4Rec, GRU4RecConfig
 from .iclrec import ICLRec, ICLRecConfig
@@ -48,6 +50,10 @@ MODELS: dict[str, ModelEntry] = {
                           label="CL4SRec"),
     "iclrec": ModelEntry(ICLRecConfig, ICLRec, "ICLRec: CL4SRec + contrast with k-means intent prototypes "
                          "(re-clustered every epoch)", label="ICLRec"),
+    "duorec": ModelEntry(DuoRecConfig, DuoRec, "DuoRec: SASRec-CE + contrast of a dropout view with a same-target "
+                         "sequence", label="DuoRec"),
+    "core": ModelEntry(COREConfig, CORE, "CORE: session = attention-weighted sum of its item embeddings, "
+                       "cosine / τ scores", label="CORE"),
 }
 
 

@@ -69,7 +69,8 @@ class SASRecConfig(BackboneConfig):
 
 class SequenceEncoder(nn.Module):
     """Embedding plus ``n_blocks`` Transformer blocks on the real tokens: [B, L] ids → states [T, d]
-    (``layout``'s tokens), or [B, d] at each sequence's last item with ``last_only`` (evaluation)."""
+    (``layout``'s tokens), or [B, d] at each sequence's last item with ``last_only`` (evaluation). ``vectors``
+    [T, d]: item vectors to embed instead of the table's rows (``ItemSequenceEmbedding``; CORE's)."""
 
     def __init__(self, config: SASRecConfig, n_items: int, n_blocks: int) -> None:
         super().__init__()
@@ -81,8 +82,8 @@ class SequenceEncoder(nn.Module):
         )
 
     def forward(self, items: Tensor, layout: TokenLayout, return_attention: bool = False,
-                last_only: bool = False) -> ModelOutput:
-        x = self.embedding(items, layout)                                         # [T, d]
+                last_only: bool = False, vectors: Tensor | None = None) -> ModelOutput:
+        x = self.embedding(items, layout, vectors)                                # [T, d]
         out = ModelOutput(states=x)
         for i, block in enumerate(self.blocks):
             x, probs, heads = block(x, layout, return_attention, last_only and i == len(self.blocks) - 1)
@@ -139,9 +140,14 @@ class SASRec(SequentialModel):
 
     def loss(self, batch: Batch) -> Tensor:
         out, layout = self.encode(batch)
+        return self.next_item_loss(out.states, layout, batch)
+
+    def next_item_loss(self, states: Tensor, layout: TokenLayout, batch: Batch) -> Tensor:
+        """The objective on the states [T, d] of ``encode``: CE over all items (or BCE) at the target positions
+        (DuoRec adds its contrastive terms to it, on the same pass)."""
         targets = layout.from_full(batch.targets)                                 # [T]
         where = layout.from_full(target_positions(batch.targets, self.config.loss_positions))
-        h, targets = out.states[where], targets[where]                            # [P, d], [P]
+        h, targets = states[where], targets[where]                                # [P, d], [P]
         if self.config.loss == "ce":
             return item_cross_entropy(h, self.item_embedding, targets)
         if batch.negatives is None:
