@@ -70,7 +70,7 @@ expert_records = experiments.run_many(experiments.to_run(experiments.expert_swee
 experts = experiments.best_experts(expert_records, first, heads)
 specs = [s for d in P.fame_datasets
          for s in experiments.table_specs(P, d, heads, experts) + [experiments.pop_spec(P, d, P.seeds[0])]
-         + experiments.baseline_specs(P, d)]
+         + experiments.baseline_specs(P, d, P.seeds)]
 fame_records = experiments.run_many(experiments.to_run(specs, P, ROOT), P, ROOT, executor=executor,
                                     address=address)
 fame_frame = experiments.results_frame(fame_records)

@@ -178,8 +178,17 @@ def ml100k_mojito(profile: Profile) -> list[RunSpec]:
 
 
 def beauty_baselines(profile: Profile) -> list[RunSpec]:
-    """Issue 13: Table 2's baselines on Beauty (GRU4Rec, BERT4Rec, CL4SRec; one seed, docs/baselines.md §5)."""
-    return baseline_specs(profile, "beauty")
+    """Table 2's baseline columns on Beauty (docs/baselines.md §5), seed 1 of every model first, then seeds 2-3."""
+    return baseline_specs(profile, "beauty", profile.seeds)
+
+
+def seed_one_baselines(dataset: str) -> Callable[[Profile], list[RunSpec]]:
+    """Table 2's baseline columns on ``dataset``, the profile's first seed."""
+
+    def plan(profile: Profile) -> list[RunSpec]:
+        return baseline_specs(profile, dataset)
+
+    return plan
 
 
 PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
@@ -187,6 +196,8 @@ PLANS: dict[str, Callable[[Profile], list[RunSpec]]] = {
     "beauty-fame-step3": beauty_fame_step3,
     "ml100k-mojito": ml100k_mojito,
     "beauty-baselines": beauty_baselines,
+    "toys-baselines": seed_one_baselines("toys"),
+    "sports-baselines": seed_one_baselines("sports"),
     "beauty-fig5": fig5_runs("beauty"),
     "beauty-fig6": fig6_runs("beauty"),
     "beauty-table2": table2_rows("beauty"),

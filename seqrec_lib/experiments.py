@@ -287,10 +287,11 @@ def baseline_spec(profile: Profile, model: str, dataset: str, seed: int) -> RunS
                    (full_protocol(seed),))
 
 
-def baseline_specs(profile: Profile, dataset: str) -> list[RunSpec]:
-    """Table 2's baseline rows on ``dataset``: ``baseline_spec`` of every ``profile.baselines``, one seed (the
-    profile's first: enough to stand beside the paper's single number)."""
-    return [baseline_spec(profile, model, dataset, profile.seeds[0]) for model in profile.baselines]
+def baseline_specs(profile: Profile, dataset: str, seeds: Iterable[int] | None = None) -> list[RunSpec]:
+    """Table 2's baseline rows on ``dataset``: ``baseline_spec`` of every ``profile.baselines``, seed by seed
+    (``seeds``; default the profile's first, enough to stand beside the paper's single number)."""
+    return [baseline_spec(profile, model, dataset, seed) for seed in (seeds or profile.seeds[:1])
+            for model in profile.baselines]
 
 
 def needs_time(model: str) -> bool:

@@ -38,7 +38,8 @@ BASELINES: tuple[str, ...] = TABLE2_MODELS[:-1]
 _MODEL_ALIASES = {"A-Mixer": "Atten-Mixer", "AttenMixer": "Atten-Mixer"}
 
 TABLE2_LABELS: Mapping[str, str] = MappingProxyType({
-    "SASRec-CE": "SASRec", "GRU4Rec": "GRU4Rec", "BERT4Rec": "BERT4Rec", "CL4SRec": "CL4SRec", "FAME": "FAME"})
+    "SASRec-CE": "SASRec", "GRU4Rec": "GRU4Rec", "BERT4Rec": "BERT4Rec", "CL4SRec": "CL4SRec", "ICLRec": "ICLRec",
+    "DuoRec": "DuoRec", "CORE": "CORE", "FAME": "FAME"})
 """Our table label → the Table 2 column of the same model (docs/baselines.md §5). The paper's SASRec row is
 most likely a BCE-trained SASRec (docs/papers.md §2); it stands beside our SASRec-CE as the same model."""
 

@@ -305,7 +305,8 @@ PROFILES: dict[str, Profile] = {
         train_missing=False,       # notebooks read the committed runs; scripts/paper_runs.py trains what is missing
         mojito_cohort_size=None,   # ML-100K has 943 users (< MOJITO's 5,000): every user in each cohort
         run_gpus=0.25,             # with --executor ray: four small runs share each GPU
-        baselines=("gru4rec", "bert4rec", "cl4srec"),        # Table 2, one seed (docs/baselines.md §5)
+        # Table 2's baseline columns (docs/baselines.md §5): Beauty seeds 1-3, Toys and Sports seed 1
+        baselines=("gru4rec", "bert4rec", "cl4srec", "iclrec", "duorec", "core"),
         time_baselines=("tisasrec", "gru4rec", "bert4rec"),   # the MOJITO table on ML-100K
         # Petrov & Macdonald: BERT4Rec needs long training; early stopping after 200 epochs (docs/baselines.md §2)
         train_overrides={"bert4rec": {"epochs": 2000, "patience": 200}},

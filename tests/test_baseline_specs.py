@@ -13,10 +13,16 @@ SMOKE, PAPER = get_profile("smoke"), get_profile("paper")
 
 def test_table2_baselines_follow_one_rule_with_one_seed():
     specs = ex.baseline_specs(PAPER, "beauty")
-    assert [s.label for s in specs] == ["GRU4Rec", "BERT4Rec", "CL4SRec"]
+    assert [s.label for s in specs] == ["GRU4Rec", "BERT4Rec", "CL4SRec", "ICLRec", "DuoRec", "CORE"]
     assert all(s.seed == PAPER.seeds[0] and [p.mode for p in s.protocols] == ["full"] for s in specs)
     assert all(s.samples_step is None for s in specs)
-    gru, bert, cl = (s.model_config for s in specs)
+    for spec in specs[2:]:                                        # the SASRec-backbone family: one setting
+        assert (spec.model_config.d, spec.model_config.hidden_dropout) == (PAPER.d, PAPER.dropout)
+        assert spec.train_config == specs[0].train_config
+    every_seed = ex.baseline_specs(PAPER, "beauty", PAPER.seeds)
+    assert every_seed[:len(specs)] == specs and [s.seed for s in every_seed] == [
+        seed for seed in PAPER.seeds for _ in specs]
+    gru, bert, cl = (s.model_config for s in specs[:3])
     assert gru.d == bert.d == cl.d == PAPER.d and gru.max_len == bert.max_len == cl.max_len == PAPER.max_len
     assert gru.dropout == 0.3                                     # GRU4Rec keeps its own dropout and width
     assert bert.attn_dropout == bert.hidden_dropout == cl.hidden_dropout == PAPER.dropout
