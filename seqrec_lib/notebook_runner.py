@@ -12,7 +12,8 @@ Command line (``run_all.sh`` uses it)::
                                          [--progress LABEL]
 
 Exit status 0; 1 when a cell fails (its traceback on stderr, after papermill's "Exception encountered"
-banner); 2 for an undeclared parameter, a badly typed value or an unusable kernel (one line).
+banner); 2 for an undeclared parameter, a badly typed value, a profile, model, dataset or executor that does not
+exist, or an unusable kernel (one line, before any kernel starts).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 DEFAULT_KERNEL = "python3"
 PROG = "python -m seqrec_lib.notebook_runner"
@@ -112,7 +114,81 @@ def _parse_number(name: str, text: str, kind: type) -> int | float:
                                      f"got {text!r}") from None
 
 
+def _profiles() -> list[str]:
+    from .profiles import PROFILES
+
+    return list(PROFILES)
+
+
+def _models() -> list[str]:
+    from .models.registry import MODELS
+
+    return sorted(MODELS)
+
+
+def _datasets() -> list[str]:
+    from .data.registry import DATASETS
+
+    return list(DATASETS)
+
+
+def _executors() -> list[str]:
+    from .executors import EXECUTORS
+
+    return list(EXECUTORS)
+
+
+def uses_library(notebook: str | Path) -> bool:
+    """True when a code cell of ``notebook`` mentions ``seqrec_lib``: its ``profile``, ``model``, ... parameters
+    then name this library's (``check_values``); another notebook's ``model`` may mean anything."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    return any(c.get("cell_type") == "code" and "seqrec_lib" in "".join(c.get("source", "")) for c in cells)
+
+
+NAMED_VALUES: dict[str, tuple[Callable[[], list[str]], bool]] = {
+    "profile": (_profiles, False), "model": (_models, False), "dataset": (_datasets, False),
+    "datasets": (_datasets, True), "executor": (_executors, False)}
+"""Parameters whose value names a profile, model, dataset or executor: name → (the known names, whether the value
+is a comma-separated list). An empty dataset (list) means the profile's own, as the notebooks declare."""
+
+
+def check_values(notebook: str | Path, parameters: Mapping[str, Any]) -> None:
+    """Raise NotebookParameterError when, in a notebook that ``uses_library``, a parameter of ``NAMED_VALUES``
+    names something that does not exist (the notebook would otherwise start its kernel and fail in a cell with a
+    traceback)."""
+    if not any(name in NAMED_VALUES for name in parameters) or not uses_library(notebook):
+        return
+    for name, value in parameters.items():
+        if name not in NAMED_VALUES or not isinstance(value, str):
+            continue
+        known_of, is_list = NAMED_VALUES[name]
+        values = [v.strip() for v in value.split(",") if v.strip()] if is_list else [value]
+        if name == "dataset" and not value:      # the profile's own dataset
+            continue
+        known = known_of()
+        for item in values:
+            if item not in known:
+                close = difflib.get_close_matches(item, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise NotebookParameterError(f"unknown {name.rstrip('s')} {item!r} in -p {name} {value}{hint}; "
+                                             f"known: {', '.join(known)}")
+
+
 # --------------------------------------------------------------------------------------------- kernels
+
+_KERNEL_NAME = re.compile(r"[a-z0-9._-]+", re.IGNORECASE)   # jupyter_client's rule for kernelspec names
+
+
+def check_kernel_name(name: str) -> None:
+    """Raise KernelError unless ``name`` can name a kernelspec (letters, digits, '.', '_', '-')."""
+    if _KERNEL_NAME.fullmatch(name):
+        return
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    with environment_kernels_first():
+        known = sorted(KernelSpecManager().find_kernel_specs())
+    raise KernelError(f"bad kernel name {name!r} (-k): a kernel name has only letters, digits, '.', '_' and '-'; "
+                      f"known kernels: {', '.join(known) or 'none'}")
 
 
 @contextmanager
@@ -151,6 +227,7 @@ def ensure_kernel(name: str = DEFAULT_KERNEL, prefix: str | Path = sys.prefix) -
 
     Raises KernelError when the installed kernel would still be shadowed (e.g. by one on ``$JUPYTER_PATH``)
     or ``prefix`` is not writable."""
+    check_kernel_name(name)
     found = find_kernel(name)
     if found is not None and runs_this_python(found):
         return found
@@ -187,6 +264,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
 
     parameters = dict(parameters or {})
     check_parameters(notebook, parameters)
+    check_values(notebook, parameters)
     ensure_kernel(kernel)
     bar = False if progress is None else {
         "desc": progress, "file": sys.stdout, "leave": False, "disable": None,
@@ -243,9 +321,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        check_kernel_name(args.kernel)
         declared = declared_parameters(args.notebook)
         check_parameters(args.notebook, [name for name, _ in args.parameter], declared)
         parameters = {name: parse_value(declared, name, text) for name, text in args.parameter}
+        check_values(args.notebook, parameters)
         execute(args.notebook, args.output, parameters, args.kernel, args.cwd, args.progress, log_output=True)
     except (NotebookParameterError, KernelError, FileNotFoundError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

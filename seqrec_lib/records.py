@@ -6,9 +6,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import platform
+import secrets
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -130,11 +131,62 @@ def provenance(device: torch.device) -> dict[str, Any]:
     }
 
 
+def temp_file_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """A new empty hidden file ``.<name>.<random><suffix>`` in ``path``'s folder, opened for writing: (fd, its path).
+    Like ``tempfile.mkstemp``, but created with the permissions of any new file (0666 less the umask: 0644 under
+    the usual 022), not mkstemp's 0600, so a file moved into place reads like one written directly."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = Path(path).parent / f".{Path(path).name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(name, flags, 0o666), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+class CorruptFileError(ValueError):
+    """A run's file (``last.pt``, ``best.pt``, ``result.json``) cannot be read: truncated or corrupt. ``path`` names
+    it; the message says what to do."""
+
+    def __init__(self, path: str | Path, reason: str, remedy: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} is unreadable, truncated or corrupt ({reason}); {remedy}")
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of ``err``'s message, shortened: torch's and zipfile's run over several lines."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def read_json_file(path: str | Path, remedy: str = "delete it to make it again") -> Any:
+    """The JSON in ``path``; ``CorruptFileError`` (naming the file and ``remedy``) when it is not whole JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CorruptFileError(path, _reason(err), remedy) from None
+
+
+def load_torch_file(path: str | Path, remedy: str = "delete it to make it again", **kwargs: Any) -> Any:
+    """``torch.load(path, **kwargs)``; ``CorruptFileError`` (naming the file and ``remedy``) when the file is
+    truncated or not a torch file. A missing file still raises ``FileNotFoundError``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        return torch.load(path, **kwargs)
+    except (RuntimeError, EOFError, ValueError, KeyError, AttributeError, ImportError, IndexError, TypeError,
+            UnicodeDecodeError, OSError, pickle.UnpicklingError) as err:
+        raise CorruptFileError(path, _reason(err), remedy) from None
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temp file in the same folder, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(to_jsonable(obj), f, indent=2, sort_keys=False)
@@ -148,7 +200,7 @@ def save_torch_atomic(obj: Any, path: Path) -> None:
     """torch.save through a temp file and rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
+import os
 import random
+import re
 import signal
 import statistics
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +36,8 @@ from .blas import fast_path_or_reexec
 from .data.sequences import SplitData, data_fingerprint
 from .evaluation import EvalProtocol, evaluate
 from .models.base import SequentialModel
-from .records import LATE_FIELD, config_hash, key_view, provenance, save_torch_atomic, to_jsonable, write_json_atomic
+from .records import (LATE_FIELD, CorruptFileError, config_hash, key_view, load_torch_file, provenance,
+                      save_torch_atomic, temp_file_beside, to_jsonable, write_json_atomic)
 from .sampling import sample_negatives
 
 BATCH_BAR_MIN_STEPS = 50  # a per-batch progress bar only for epochs this long (short ones just bloat logs)
@@ -73,6 +78,29 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.patience < 1:
             raise ValueError(f"TrainConfig.patience must be at least 1, got {self.patience}")
+        # lr 0 stays allowed here (frozen weights: a control the tests use); the command line refuses it
+        for name in ("lr", "weight_decay"):
+            if not getattr(self, name) >= 0:       # NaN too
+                raise ValueError(f"TrainConfig.{name} must be at least 0, got {getattr(self, name)}")
+        if not _METRIC_NAME.fullmatch(str(self.select_metric)):
+            raise ValueError(f"TrainConfig.select_metric must be HR@k or NDCG@k (k an evaluated cutoff) or MRR, "
+                             f"got {self.select_metric!r}")
+
+
+_METRIC_NAME = re.compile(r"(HR|NDCG)@[1-9][0-9]*|MRR")
+
+
+def evaluated_metrics(protocol: EvalProtocol) -> list[str]:
+    """The metric names ``evaluate`` reports under ``protocol``: HR@k, NDCG@k for each of its cutoffs, MRR."""
+    return [f"HR@{k}" for k in protocol.ks] + [f"NDCG@{k}" for k in protocol.ks] + ["MRR"]
+
+
+def check_select_metric(config: TrainConfig, protocol: EvalProtocol) -> None:
+    """ValueError unless ``config.select_metric`` is one the selection protocol evaluates."""
+    known = evaluated_metrics(protocol)
+    if config.select_metric not in known:
+        raise ValueError(f"select_metric {config.select_metric!r} is not evaluated; the selection protocol "
+                         f"computes {', '.join(known)}")
 
 
 @dataclass
@@ -84,6 +112,7 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0   # wall-clock seconds of the earlier sessions, each up to its last checkpoint
 
     def finished(self, config: TrainConfig) -> bool:
         """True when the epoch budget or the patience is used up."""
@@ -151,7 +180,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; otherwise the named device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} needs CUDA, which this machine (or this torch build) lacks; "
+                         f"use auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -192,14 +230,85 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _load_checkpoint(path: Path, model: SequentialModel, optimizer: torch.optim.Optimizer,
-                     device: torch.device) -> tuple[TrainState, dict[str, Any]]:
-    """Restore ``model``, ``optimizer`` and the RNGs from ``last.pt``; returns (state, best weights)."""
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+_START_OVER = "delete it (and the folder's best.pt and result.json) to start the run over"
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """``last.pt`` as written by ``Trainer.fit``; ``CorruptFileError`` when it is truncated or not a checkpoint."""
+    ckpt = load_torch_file(path, _START_OVER, map_location=device, weights_only=False)
+    missing = [k for k in ("model", "optimizer", "best_weights", "state", "rng") if not isinstance(ckpt, dict)
+               or k not in ckpt]
+    if missing:
+        raise CorruptFileError(path, f"no {', '.join(missing)} in it", _START_OVER)
+    return ckpt
+
+
+def _load_checkpoint(ckpt: dict[str, Any], model: SequentialModel,
+                     optimizer: torch.optim.Optimizer) -> tuple[TrainState, dict[str, Any]]:
+    """Restore ``model``, ``optimizer`` and the RNGs from a ``_read_checkpoint``; returns (state, best weights).
+    The state's ``seconds``: the checkpoint's, or (written before they were kept) its epochs' logged seconds."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     _set_rng_state(ckpt["rng"])
-    return TrainState(**ckpt["state"]), ckpt["best_weights"]
+    state = TrainState(**ckpt["state"])
+    state.seconds = ckpt.get("seconds", sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0) for e in state.log))
+    return state, ckpt["best_weights"]
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds a run with other settings than the ones asked for: resuming it would train (or record)
+    a mix of both. ``path`` is the folder."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} {message}")
+
+
+_MISSING = object()
+
+
+def _setting_differences(saved: Any, now: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """'name (folder A, now B)' for every leaf where the run settings ``saved`` and ``now`` differ (``epochs``
+    excepted: a longer budget continues a run); model and training fields by their own names."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        keys = list(saved) + [k for k in now if k not in saved]
+        return [d for k in keys if path + (k,) != ("train_config", "epochs")
+                for d in _setting_differences(saved.get(k, _MISSING), now.get(k, _MISSING), path + (k,))]
+    if saved == now:
+        return []
+    if path == ("protocols",) and isinstance(saved, list) and isinstance(now, list):
+        modes = ["+".join(str(p.get("mode")) for p in ps if isinstance(p, dict)) for ps in (saved, now)]
+        if len(saved) == len(now) and modes[0] == modes[1]:     # the same protocols: which of their fields differ
+            return [d for a, b in zip(saved, now) for d in _setting_differences(a, b, path + (str(a.get("mode")),))]
+        saved, now = modes
+
+    def show(value: Any) -> str:
+        text = "its default" if value is _MISSING else value if isinstance(value, str) else json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    name = path[-1] if path[0] in ("model_config", "train_config") and len(path) == 2 else ".".join(path)
+    return [f"{name} (folder {show(saved)}, now {show(now)})"]
+
+
+def check_resumable(run_dir: Path, ckpt: dict[str, Any], run: dict[str, Any] | None, config: TrainConfig) -> None:
+    """``RunMismatchError`` unless the checkpoint ``ckpt`` of ``run_dir`` can continue as the run ``run``
+    (``run_settings``; None: not checked) under ``config``: the same settings but for ``epochs``, and no fewer
+    epochs than it already holds. A checkpoint written before settings were kept is resumed with a warning."""
+    saved, done = ckpt.get("run"), ckpt["state"]["epoch"]
+    if run is not None and saved is None:
+        warnings.warn(f"{run_dir / 'last.pt'} does not record its run's settings (written before they were kept); "
+                      f"resuming it without checking them", stacklevel=3)
+    elif run is not None and saved != run:
+        differences = _setting_differences(saved, run)
+        if differences:
+            shown = ", ".join(differences[:6]) + (f" and {len(differences) - 6} more" if len(differences) > 6 else "")
+            raise RunMismatchError(run_dir, f"holds a run with other settings: {shown}; run it with the folder's "
+                                            f"settings, or train into another folder (only epochs may change, to a "
+                                            f"longer budget)")
+    if done > config.epochs:
+        raise RunMismatchError(run_dir, f"already holds {done} epochs, more than epochs={config.epochs}: its record "
+                                        f"would claim a budget the run did not keep; give epochs (--epochs) of at "
+                                        f"least {done}, or train into another folder")
 
 
 def _resume_message(path: Path, state: TrainState, config: TrainConfig) -> str:
@@ -229,13 +338,17 @@ def training_batch(model: SequentialModel, split: SplitData, rows: Tensor) -> Ba
 class Trainer:
     """Fits any ``SequentialModel`` on a ``SplitData``; selection on the first protocol's metric."""
 
-    def __init__(self, config: TrainConfig, protocols: tuple[EvalProtocol, ...] = (EvalProtocol(),)) -> None:
+    def __init__(self, config: TrainConfig, protocols: tuple[EvalProtocol, ...] = (EvalProtocol(),),
+                 run: dict[str, Any] | None = None) -> None:
+        """``run``: the ``run_settings`` of the run ``fit`` trains, kept in its ``last.pt`` and checked against it
+        when it resumes (None: neither)."""
         if not protocols:
             raise ValueError("Trainer needs at least one evaluation protocol")
         keys = [_metric_key(p) for p in protocols]
         if len(set(keys)) != len(keys):
             raise ValueError(f"evaluation protocols must differ in mode or history mask, got {keys}")
-        self.config, self.protocols = config, protocols
+        check_select_metric(config, protocols[0])
+        self.config, self.protocols, self.run = config, protocols, run
 
     def _train_epoch(self, model: SequentialModel, split: SplitData, optimizer: torch.optim.Optimizer,
                      epoch: int) -> float:
@@ -279,21 +392,30 @@ class Trainer:
         printing where. SIGINT or SIGTERM stops training at once with ``TrainingInterrupted`` (a
         ``KeyboardInterrupt``); ``last.pt`` then holds every finished epoch, so nothing but the interrupted
         epoch is lost, and a checkpoint being written is completed first.
+
+        The trainer's ``run`` (``run_settings``) is kept in ``last.pt``; a checkpoint of a run with other settings
+        (``epochs`` excepted) raises ``RunMismatchError`` and a truncated one ``CorruptFileError``, both before any
+        training. ``state.seconds`` counts the earlier sessions' time (``TrainState``).
         """
-        cfg = self.config
+        cfg, run, session_start = self.config, self.run, time.perf_counter()
         optimizer = self.build_optimizer(model)
         state, best_weights = TrainState(), copy.deepcopy(model.state_dict())
         last_path = None if run_dir is None else Path(run_dir) / "last.pt"
         if last_path is not None and last_path.exists():
-            state, best_weights = _load_checkpoint(last_path, model, optimizer, split.train.device)
+            ckpt = _read_checkpoint(last_path, split.train.device)
+            check_resumable(last_path.parent, ckpt, run, cfg)
+            state, best_weights = _load_checkpoint(ckpt, model, optimizer)
+            del ckpt
             print(_resume_message(last_path, state, cfg), flush=True)
         saved_epochs = state.epoch
 
         def checkpoint() -> None:
             if last_path is not None:
+                kept = {k: v for k, v in dataclasses.asdict(state).items() if k != "seconds"}  # older readers
                 save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "best_weights": best_weights, "state": dataclasses.asdict(state),
-                                   "rng": _rng_state()}, last_path)
+                                   "best_weights": best_weights, "state": kept, "rng": _rng_state(),
+                                   "seconds": state.seconds + time.perf_counter() - session_start,
+                                   **({} if run is None else {"run": run})}, last_path)
 
         bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=f"{type(model).__name__} on {split.name}",
                    disable=not cfg.progress)
@@ -338,13 +460,20 @@ class Trainer:
 RESULT_NEUTRAL_FIELDS = ("device", "progress")
 
 
+def run_settings(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
+                 protocols: tuple[EvalProtocol, ...]) -> dict[str, Any]:
+    """Everything that changes a run's result, as plain JSON: model and its config, the data (content hash),
+    the training config except device/progress/checkpointing, and the protocols. ``run_key`` hashes it; ``last.pt``
+    keeps it, so a run folder refuses to continue with other settings (``check_resumable``)."""
+    train = {k: v for k, v in key_view(train_config).items() if k not in RESULT_NEUTRAL_FIELDS}
+    return key_view({"model": model_name, "model_config": model_config, "data": data_fingerprint(split),
+                     "train_config": train, "protocols": protocols})
+
+
 def run_key(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
             protocols: tuple[EvalProtocol, ...]) -> str:
-    """A hash of everything that changes a run's result: model and its config, the data (content hash),
-    the training config except device/progress/checkpointing, and the protocols."""
-    train = {k: v for k, v in key_view(train_config).items() if k not in RESULT_NEUTRAL_FIELDS}
-    return config_hash({"model": model_name, "model_config": model_config, "data": data_fingerprint(split),
-                        "train_config": train, "protocols": protocols})
+    """A hash of everything that changes a run's result (``run_settings``)."""
+    return config_hash(run_settings(model_name, model_config, split, train_config, protocols))
 
 
 def run_record(model_name: str, model_config: Any, split: SplitData, train_config: TrainConfig,
@@ -401,14 +530,15 @@ def train_and_evaluate(model_name: str, split: SplitData, model_config: Any | No
     model = build_model(model_name, split, config).to(device)
     if initialise is not None:
         initialise(model)
-    trainer = Trainer(train_config, protocols)
+    trainer = Trainer(train_config, protocols, run_settings(model_name, config, split, train_config, protocols))
     start = time.perf_counter()
     trainable = any(p.requires_grad for p in model.parameters())
     state = trainer.fit(model, split, run_dir) if trainable and train_config.epochs else TrainState()
     metrics = trainer.test(model, split)
     optimizer = {"name": "Adam", **trainer.optimizer_kwargs(model)}
+    seconds = state.seconds + time.perf_counter() - start     # every session's, a resumed run's too
     record = run_record(model_name, config, split, train_config, protocols, state, metrics, device,
-                        time.perf_counter() - start, data_provenance, {"optimizer": optimizer, **(extra or {})})
+                        seconds, data_provenance, {"optimizer": optimizer, **(extra or {})})
     if run_dir is not None:
         write_json_atomic(Path(run_dir) / "result.json", record)
     return model, record
@@ -523,9 +653,27 @@ def _parser(model: str, models: list[str], model_config: type) -> _Parser:
     return parser
 
 
+def _check_writable(out: Path, flag: str) -> None:
+    """``UsageError`` unless the folder ``out`` exists or can be made, and files can be written in it: the nearest
+    existing folder on its path is tried with a temporary file (as root, permission bits alone would not tell)."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {out}: {existing} is not a folder")
+    try:
+        fd, probe = temp_file_beside(existing / "write-probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(f"{flag} {out}: cannot write in {existing} ({err.strerror or err})") from None
+
+
 def _prepare(argv: list[str] | None) -> _Job:
-    """Parse ``argv``, build the configs and load the data; any mistake raises ``UsageError``."""
+    """Parse ``argv``, check every setting, then load the data; any mistake raises ``UsageError`` (the settings'
+    before any data is read)."""
     from .data.loading import load_dataset
+    from .data.registry import DATASETS, get_spec
     from .data.sequences import build_splits
     from .models.registry import MODELS, get_entry
 
@@ -536,10 +684,24 @@ def _prepare(argv: list[str] | None) -> _Job:
     args = vars(_parser(model, sorted(MODELS), entry.config).parse_args(argv))
     model_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("model.")}
     train_kw = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("train.")}
+    _check_writable(args["out"] or Path("runs"), "--out" if args["out"] else "the default --out")
     try:
         model_config, train_config = entry.config(**model_kw), TrainConfig(**train_kw)
+        if train_config.lr == 0:
+            raise UsageError("--lr 0: nothing would train (Adam never changes the weights); give a positive "
+                             "learning rate")
         modes = {"full": ("full",), "sampled": ("sampled",), "both": ("full", "sampled")}[args["eval"]]
         protocols = tuple(EvalProtocol(mode=m, seed=train_config.seed) for m in modes)
+        if train_config.select_metric not in evaluated_metrics(protocols[0]):
+            raise UsageError(f"--select-metric {train_config.select_metric} is not evaluated; choose one of "
+                             f"{', '.join(evaluated_metrics(protocols[0]))}")
+        try:
+            resolve_device(train_config.device)
+        except ValueError as err:
+            raise UsageError(f"--device {train_config.device}: {err}") from None
+        if entry.needs_time and not get_spec(args["dataset"]).has_timestamps:
+            raise UsageError(f"--model {model} needs timestamps, and the dataset {args['dataset']} has none; "
+                             f"datasets with timestamps: {', '.join(n for n, d in DATASETS.items() if d.has_timestamps)}")
         data = load_dataset(args["dataset"], data_dir=args["data_dir"])
         split = build_splits(data, max_len=getattr(model_config, "max_len", 50), samples_step=args["samples_step"])
     except (ValueError, OSError) as err:  # bad settings, unknown dataset, missing/corrupt/misformatted files
@@ -564,6 +726,9 @@ def main(argv: list[str] | None = None) -> int:
         with torch_threads(job.threads):
             _, record = train_and_evaluate(job.model, job.split, job.model_config, job.train_config,
                                            job.protocols, job.run_dir, job.data_provenance)
+    except (RunMismatchError, CorruptFileError) as err:  # raised before any training
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
     except TrainingInterrupted as stop:
         resume = "; run the same command to continue" if stop.epochs_saved else ""
         print(f"{PROG}: {stop.describe()}{resume}", file=sys.stderr)

@@ -9,16 +9,14 @@ per (H, backbone, seed).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .data.sequences import SplitData
 from .evaluation import EvalProtocol
 from .models.fame import Fame, FameConfig
 from .models.sasrec import SASRecConfig
+from .records import load_torch_file, read_json_file
 from .train import TrainConfig, run_key, train_and_evaluate
 
 
@@ -40,14 +38,15 @@ def train_fame_two_stage(split: SplitData, fame_config: FameConfig, train_config
     sasrec_dir = run_dir_for(runs_root, "sasrec", sasrec_config, split, train_config, protocols)
     result, checkpoint = sasrec_dir / "result.json", sasrec_dir / "best.pt"
     reused = result.exists() and checkpoint.exists()
+    remedy = f"delete {sasrec_dir} to pretrain SASRec again"
     if reused:
-        sasrec_record = json.loads(result.read_text())
+        sasrec_record = read_json_file(result, remedy)
     else:
         _, sasrec_record = train_and_evaluate("sasrec", split, sasrec_config, train_config, protocols, sasrec_dir,
                                               data_provenance)
     if not checkpoint.exists():
         raise FileNotFoundError(f"SASRec pretraining wrote no {checkpoint} (train_config.epochs = 0?)")
-    weights = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    weights = load_torch_file(checkpoint, remedy, map_location="cpu", weights_only=True)
 
     def initialise(model: Fame) -> None:
         model.load_pretrained(weights)

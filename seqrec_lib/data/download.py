@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 import zlib
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..records import temp_file_beside
 from .parsers import DataFormatError
 from .registry import SourceFile
 
@@ -75,7 +75,7 @@ def _folder_removed_on_failure(folder: Path) -> Iterator[None]:
 def _temporary_beside(path: Path) -> Iterator[Path]:
     """A new empty temporary file in ``path``'s folder (hidden, ``.part``), deleted at the end unless it was
     moved into place."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, name = temp_file_beside(path, ".part")
     os.close(fd)
     tmp = Path(name)
     try:

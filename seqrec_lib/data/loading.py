@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import __version__
+from ..records import temp_file_beside
 from .download import ensure_file, file_digests, resolve_data_dir
+from .parsers import DataFormatError
 from .preprocess import Preprocessing, preprocess
 from .registry import DatasetSpec, get_spec
 from .sequences import SequenceData
@@ -58,6 +61,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     config = preprocessing or spec.preprocessing
     root = resolve_data_dir(data_dir)
     paths = {f.path: ensure_file(f, root, download) for f in spec.source_files}
+    for f in spec.source_files:
+        if not f.checksums:
+            check_whole_lines(paths[f.path])
     digests = {f.path: f.sha256 or file_digests(paths[f.path], ["sha256"])["sha256"] for f in spec.source_files}
     key = cache_key(spec, config, digests)
     cache = resolve_cache_dir(cache_dir)
@@ -94,6 +100,24 @@ def cache_key(spec: DatasetSpec, config: Preprocessing, digests: dict[str, str])
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def check_whole_lines(path: str | Path) -> None:
+    """Raise ``DataFormatError`` (file and line) when a non-empty ``path`` does not end with a line end: a text
+    file cut off mid-line. Its last line may still parse (``1,2,4.0,97`` cut to ``1,2,4.0,9``), so a file that no
+    checksum verifies is checked this way before it is read."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) + 1
+    raise DataFormatError(path, lines, "the file ends in the middle of this line (no line end after it), so it "
+                                       "looks cut off; download or copy it again (a complete file without a final "
+                                       "line end: add one)")
+
+
 def _check_expected(spec: DatasetSpec, data: SequenceData) -> None:
     """Warn when the registry's expected counts are not met (a different file or a bug)."""
     expected = spec.expected
@@ -120,7 +144,7 @@ def _read_cache(cache: Path, name: str, key: str) -> SequenceData | None:
         meta = json.loads(meta_path.read_text())
         if meta["provenance"]["cache_key"] != key:
             raise ValueError(f"it holds key {meta['provenance']['cache_key']}")
-        with np.load(arrays_path) as arrays:
+        with open(arrays_path, "rb") as handle, np.load(handle) as arrays:   # closed even when corrupt
             return SequenceData(
                 name=meta["name"],
                 n_users=meta["n_users"],
@@ -131,8 +155,10 @@ def _read_cache(cache: Path, name: str, key: str) -> SequenceData | None:
                 item_facets={f: [tuple(labels) for labels in rows] for f, rows in meta["item_facets"].items()},
                 provenance=meta["provenance"],
             )
-    except (OSError, ValueError, KeyError) as err:
-        warnings.warn(f"ignoring the unreadable cache entry {arrays_path} ({err}); rebuilding it", stacklevel=3)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        warnings.warn(f"ignoring the unreadable cache entry {arrays_path} ({type(err).__name__}: {reason}); "
+                      f"rebuilding it", stacklevel=3)
         return None
 
 
@@ -154,7 +180,7 @@ def _write_cache(cache: Path, name: str, key: str, data: SequenceData) -> None:
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """``write`` into a temporary file beside ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = temp_file_beside(path, ".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -50,6 +50,11 @@ class BERT4RecConfig:
     adam_beta2: float = 0.999
 
     def __post_init__(self) -> None:
+        if self.n_heads < 1:
+            raise ValueError(f"n_heads must be at least 1, got {self.n_heads}")
+        for name in ("attn_dropout", "hidden_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.d % self.n_heads:
             raise ValueError(f"d={self.d} must be divisible by n_heads={self.n_heads}")
         if self.n_blocks < 1 or self.max_len < 2:

@@ -87,6 +87,10 @@ class MojitoConfig:
     adam_beta2: float = 0.98
 
     def __post_init__(self) -> None:
+        if self.n_heads < 1:
+            raise ValueError(f"n_heads must be at least 1, got {self.n_heads}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if (2 * self.d) % self.n_heads:
             raise ValueError(f"2d={2 * self.d} must be divisible by n_heads={self.n_heads}")
         if self.n_blocks < 1:
