@@ -49,7 +49,7 @@ from .models.fame import FameConfig
 from .models.registry import MODELS, build_model, get_entry, make_config
 from .models.sasrec import SASRecConfig
 from .profiles import SYNTHETIC, Profile
-from .records import write_json_atomic
+from .records import load_torch_file, read_json_file, write_json_atomic
 from .train import RESULT_NEUTRAL_FIELDS, TrainConfig, resolve_device, torch_threads, train_and_evaluate
 from .two_stage import run_dir_for, train_fame_two_stage
 from .weights import has_weights, shipped_state_dict
@@ -449,7 +449,8 @@ def run(spec: RunSpec, profile: Profile, root: str | Path) -> dict[str, Any]:
     done = finished_record(folder)
     if done is not None:
         _log_run(Path(root), "read", folder, done)
-        return {**json.loads(done.read_text()), **_spec_fields(spec, folder)}
+        record = read_json_file(done, "delete it to train the run again (a committed record: restore it from git)")
+        return {**record, **_spec_fields(spec, folder)}
     with cpu_threads(profile, resolve_device(spec.train_config.device)):
         record = _train_spec(spec, data, split, Path(root), folder)
     write_json_atomic(folder / "result.json", record)
@@ -673,7 +674,8 @@ def load_trained(record: dict[str, Any], profile: Profile) -> tuple[SequentialMo
     if any(True for _ in model.parameters()):
         checkpoint = Path(record["run_dir"]) / "best.pt" if record.get("run_dir") else None
         if checkpoint is not None and checkpoint.exists():
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            state = load_torch_file(checkpoint, "delete it to use the shipped weights, or train the run again",
+                                    map_location="cpu", weights_only=True)
         else:
             state = shipped_state_dict(record, profile.name)
         model.load_state_dict(state)

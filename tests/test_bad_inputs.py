@@ -218,9 +218,6 @@ def test_a_truncated_pretraining_file_raises_corrupt_file_error(tmp_path, name):
 
 
 SMOKE = get_profile("smoke")
-NEEDS_EXPERIMENTS_PATCH = pytest.mark.xfail(
-    strict=True, reason="experiments.run and load_trained read result.json and best.pt themselves "
-                        "(experiments.py was out of bounds: the patch is in the report)")
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +227,6 @@ def smoke_run(tmp_path_factory):
     return spec, root, ex.run(spec, SMOKE, root)
 
 
-@NEEDS_EXPERIMENTS_PATCH
 def test_a_truncated_record_through_experiments_run(smoke_run):
     spec, root, record = smoke_run
     path = Path(record["run_dir"]) / "result.json"
@@ -243,7 +239,6 @@ def test_a_truncated_record_through_experiments_run(smoke_run):
         path.write_bytes(saved)
 
 
-@NEEDS_EXPERIMENTS_PATCH
 def test_a_truncated_best_checkpoint_through_load_trained(smoke_run):
     _, _, record = smoke_run
     path = Path(record["run_dir"]) / "best.pt"
