@@ -18,7 +18,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from .records import write_json_atomic
+from .records import temp_file_beside, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAPER = REPO_ROOT / "outputs" / "paper"
@@ -235,7 +234,7 @@ def _prepare(folder: Path, records_dir: Path) -> tuple[str, bytes, dict[str, Any
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)             # the umask's permissions, not mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
