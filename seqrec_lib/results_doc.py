@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import mojito_table as mt
 from . import paper_results
@@ -92,6 +93,25 @@ def table2_markdown(rows: Mapping[str, pd.DataFrame], dataset: str) -> str:
     return markdown_table(pd.DataFrame(lines), index=False)
 
 
+def _ordering_sentence(rows: Mapping[str, pd.DataFrame], dataset: str, metric: str = "NDCG@10") -> str:
+    """Which of our rows the common protocol moves most against the paper's cell, and whether the paper's order
+    of those models holds (Kendall's τ between the two orders)."""
+    ratios = {}
+    for label, group in rows.items():
+        paper = paper_results.paper_rows_for([label], dataset).get(label)
+        if paper:
+            ratios[label] = (group[f"test_full_{metric}"].astype(float).mean(), paper[metric])
+    if len(ratios) < 2:
+        return f"Only {len(ratios)} of our rows has a cell in the paper's table here"
+    moved = sorted(ratios, key=lambda k: ratios[k][0] / ratios[k][1], reverse=True)
+    theirs = sorted(ratios, key=lambda k: ratios[k][1], reverse=True)
+    ours = sorted(ratios, key=lambda k: ratios[k][0], reverse=True)
+    tau = stats.kendalltau([ratios[k][0] for k in ratios], [ratios[k][1] for k in ratios]).statistic
+    return (f"Ours ÷ paper ({metric}) runs from {ratios[moved[0]][0] / ratios[moved[0]][1]:.2f}x ({moved[0]}) to "
+            f"{ratios[moved[-1]][0] / ratios[moved[-1]][1]:.2f}x ({moved[-1]}); the paper orders these models "
+            f"{' > '.join(theirs)}, ours {' > '.join(ours)} (Kendall's τ {tau:+.2f})")
+
+
 def _paired_sentence(pairs: pd.DataFrame, per_user: pd.DataFrame | None, dataset: str, other: str,
                      base: float) -> str:
     seed = pairs.loc[(dataset, other, "full", "NDCG@10")]
@@ -127,6 +147,7 @@ def table2_section(frame: pd.DataFrame, units: pd.DataFrame, results: Path) -> l
         sentences = [_paired_sentence(pairs, per_user, dataset, other, rows[other]["test_full_NDCG@10"].mean())
                      for other in ("SASRec-CE", "FAME w/o MoE") if other in rows]
         paper = {m: paper_results.paper_row(m, dataset)["NDCG@10"] for m in ("SASRec", "ICLRec", "FAME")}
+        sentences.append(_ordering_sentence(rows, dataset))
         sentences.append(f"Our SASRec-CE is {sasrec / paper['SASRec']:.2f}x the paper's SASRec row and "
                          f"{sasrec / paper['ICLRec']:.0%} of its strongest baseline (ICLRec); our FAME is "
                          f"{fame / paper['FAME']:.1%} of the paper's FAME row (NDCG@10)")
