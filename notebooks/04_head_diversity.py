@@ -124,7 +124,8 @@ for (name, dataset, label), dists in distances.items():
                                                       analysis.mean_over_seeds(reference), "attention_norm",
                                                       n_boot=n_boot).assign(comparison=f"{label} − SASRec-CE",
                                                                             dataset=dataset))
-paired = pd.concat(paired, ignore_index=True)
+paired = pd.concat(paired, ignore_index=True) if paired else pd.DataFrame(
+    columns=["dataset", "comparison", "layer", "quantity", "mean_diff", "ci_low", "ci_high", "n_users"])
 plots.save_table(paired.set_index(["dataset", "comparison", "layer"]), RESULTS, "head_diversity_paired",
                  note=f"Scale-free attention distance, model minus SASRec-CE per user (seed-averaged), 95% "
                       f"percentile-bootstrap interval over users ({n_boot} resamples, seed 0).")
