@@ -192,8 +192,9 @@ def fig5_section(frame: pd.DataFrame, units: pd.DataFrame) -> list[str]:
         above = [int(h) for h in common if fame.loc[h, "valid_full_NDCG@20"] > sasrec.loc[h, "valid_full_NDCG@20"]]
         below = [int(h) for h in common if int(h) not in above]
         out += [f"### {NAMES[dataset]}: H* = {best}", "", _sweep_table(runs, "heads"), "",
-                f"SASRec-CE is flat in H (valid NDCG@20 {_range(sasrec['valid_full_NDCG@20'])}, test NDCG@10 "
-                f"{_range(sasrec['test_full_NDCG@10'])}); FAME w/o MoE is above it on validation at H = {', '.join(map(str, above)) or 'none'}"
+                f"Over H, SASRec-CE's valid NDCG@20 spans {_range(sasrec['valid_full_NDCG@20'])} and its test NDCG@10 "
+                f"{_range(sasrec['test_full_NDCG@10'])}; FAME w/o MoE is above it on validation at H = "
+                f"{', '.join(map(str, above)) or 'none'}"
                 + (f" and not above it at H = {', '.join(map(str, below))}" if below else "") + ".", ""]
     return out
 
