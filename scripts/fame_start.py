@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from paper_runs import PAPER, PLANS
+from seqrec_lib.plans import PAPER, PLANS
 from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.evaluation import evaluate
 from seqrec_lib.experiments import load_split, prerequisites, run_dir

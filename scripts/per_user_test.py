@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from paper_runs import PAPER, PLANS, published
+from seqrec_lib.plans import PAPER, PLANS, published
 from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.evaluation import user_ranks
 from seqrec_lib.experiments import load_trained, run_dir

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,17 +38,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_runs import PAPER, PLANS, NotReady, published  # noqa: E402
-
 from seqrec_lib import mojito_table as mt  # noqa: E402
 from seqrec_lib import paper_results, results_doc  # noqa: E402
 from seqrec_lib.experiments import format_summary, results_frame, summary_table, time_specs  # noqa: E402
+from seqrec_lib.plans import PAPER, PLANS, ROOT, NotReady, published  # noqa: E402
 from seqrec_lib.plots import runs_curves_figure, save_figure, save_table  # noqa: E402
 from seqrec_lib.profiles import get_profile  # noqa: E402
 from seqrec_lib.results_doc import load_records  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {"heads": ("model_config", "n_heads"), "experts": ("model_config", "n_experts"),
             "W_f": ("model_config", "wf_init"), "residual": ("model_config", "attn_residual"),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from paper_runs import PLANS, ROOT, published
+from seqrec_lib.plans import PLANS, ROOT, published
 from seqrec_lib.blas import fast_path_or_reexec
 from seqrec_lib.experiments import run
 from seqrec_lib.profiles import get_profile

@@ -12,7 +12,6 @@ import pytest
 from seqrec_lib import experiments as ex
 from seqrec_lib import mojito_table as mt
 from seqrec_lib.profiles import get_profile
-from tests.helpers import load_script
 
 
 def _frame() -> pd.DataFrame:
@@ -136,7 +135,7 @@ def test_on_smoke_records(tmp_path):
 
 
 def test_the_ml100k_plan_runs_the_core_rows_first_then_the_ablations_then_the_other_baselines():
-    paper_runs = load_script("paper_runs")
+    from seqrec_lib import plans as paper_runs
     profile = get_profile("paper")
     plan = paper_runs.PLANS["ml100k-mojito"](profile)
     models = [s.label for s in ex.time_model_specs(profile, "ml-100k", 1)]

@@ -121,7 +121,9 @@ def test_processes_racing_for_one_claim_never_both_hold_it(tmp_path):
 
 
 def test_a_deadline_stops_the_process_through_the_same_path_as_a_cut_off_run():
-    code = (f"import sys, signal, time; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import paper_runs as pr\n"
+    code = (f"import importlib.util, signal, time\n"
+            f"spec = importlib.util.spec_from_file_location('paper_runs', {str(ROOT / 'scripts' / 'paper_runs.py')!r})\n"
+            "pr = importlib.util.module_from_spec(spec); spec.loader.exec_module(pr)\n"
             "signal.signal(signal.SIGTERM, pr._interrupt); pr.stop_after(0.3)\n"
             "try:\n    time.sleep(20)\nexcept pr.TrainingInterrupted as stop:\n    print('stopped', stop.signum)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -195,7 +197,7 @@ def test_issue12_plans_follow_the_validation_choices_and_wait_for_them(tmp_path,
 
     need_datasets("beauty", "toys", "sports")
 
-    pr = load_script("paper_runs")
+    from seqrec_lib import plans as pr                      # the plans live in the library
     monkeypatch.setattr(pr, "PAPER", tmp_path)
     # the paper profile before any choice moved into it (it now holds the committed searches' choices)
     paper = dataclasses.replace(get_profile("paper"), fame_overrides={}, fame_wf_init="random",
@@ -246,7 +248,9 @@ def test_every_committed_record_is_still_a_unit_of_a_plan():
     need_datasets("beauty", "toys", "sports", "ml-100k")
     from seqrec_lib.profiles import get_profile
 
-    pr, profile = load_script("paper_runs"), get_profile("paper")
+    from seqrec_lib import plans as pr
+
+    profile = get_profile("paper")
     units = set()
     for name, plan in pr.PLANS.items():
         try:
@@ -435,8 +439,11 @@ def _stub_training(pr, monkeypatch, units=("u1", "u2")) -> list[str]:
         (folder / "result.json").write_text(json.dumps(record))
         return record
 
-    monkeypatch.setattr(pr, "PLANS", {"p": lambda profile: specs})
-    monkeypatch.setattr(pr, "published", lambda spec, profile: pr.PAPER / "records" / f"{spec.name}.json")
+    from seqrec_lib import plans
+
+    for module in (pr, plans):               # the script's names and the library's pending() alike
+        monkeypatch.setattr(module, "PLANS", {"p": lambda profile: specs})
+        monkeypatch.setattr(module, "published", lambda spec, profile: pr.PAPER / "records" / f"{spec.name}.json")
     monkeypatch.setattr(pr, "prerequisites", lambda spec: [])
     monkeypatch.setattr(pr, "run_dir", lambda spec, profile, root: Path(root) / spec.name)
     monkeypatch.setattr(pr, "run", fake_run)
