@@ -2,6 +2,7 @@
 naive loops, the training sequences, shapes, padding invariance, the CE loss with the output bias, and
 learnability on the synthetic data."""
 
+import pytest
 import torch
 
 from seqrec_lib.batch import Batch
@@ -118,6 +119,7 @@ def test_loss_is_softmax_ce_with_bias_at_the_masked_positions():
     assert model.encoder.embedding.item.weight.grad[model.mask_id].abs().sum() > 0, "the mask row is trained"
 
 
+@pytest.mark.slow
 def test_bert4rec_beats_most_popular_on_synthetic_data():
     """BERT4Rec learns slowly (docs/baselines.md §2): a world with a strong series signal, 40 epochs."""
     config = SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, p_series=0.6, seed=3)

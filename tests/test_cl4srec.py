@@ -1,6 +1,7 @@
 """CL4SRec (docs/baselines.md §4): the contrastive loss against a per-pair computation, the three augmentations
 against per-sequence loops, the total loss, SASRec behaviour at λ = 0, and learnability on the synthetic data."""
 
+import pytest
 import dataclasses
 
 import torch
@@ -89,6 +90,7 @@ def test_loss_is_ce_plus_weighted_contrastive_term_and_lambda_zero_is_sasrec():
     torch.testing.assert_close(model.loss(batch), SASRec.loss(model, batch))
 
 
+@pytest.mark.slow
 def test_cl4srec_beats_most_popular_on_synthetic_data():
     """The contrastive term slows learning at this size (docs/baselines.md §4): 20 epochs at lr 5e-3."""
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))

@@ -90,6 +90,7 @@ def test_determinism_packing_and_init():
         COREConfig(temperature=0.0)
 
 
+@pytest.mark.slow
 def test_core_beats_most_popular_on_synthetic_data():
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))
     split = build_splits(data, max_len=20)

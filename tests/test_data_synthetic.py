@@ -118,6 +118,7 @@ def hit_rate_at_10(data, score) -> float:
     return hits / data.n_users
 
 
+@pytest.mark.slow
 def test_data_is_learnable_and_time_helps():
     """Predictors that see only the data: most-popular vs (series next + the user's facet counts), the
     latter without and with the time context the target follows, which is that of the last input's

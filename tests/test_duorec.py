@@ -138,6 +138,7 @@ def test_full_ranking_scores_and_determinism():
     assert torch.equal(make(split).item_embedding, model.item_embedding)     # same seed, same weights
 
 
+@pytest.mark.slow
 def test_duorec_beats_most_popular_on_synthetic_data():
     """λ = 0.02: at the default 0.1 the supervised term slows learning at this size (docs/baselines.md §8: test
     NDCG@10 0.120 after these 20 epochs, most-popular 0.112); the 'un' term alone does not."""

@@ -1,6 +1,7 @@
 """GRU4Rec (docs/baselines.md §1): the packed GRU equals a step-by-step loop, shapes, causality, padding
 invariance, the CE loss, and learnability on the synthetic data."""
 
+import pytest
 import torch
 
 from seqrec_lib.batch import Batch
@@ -92,6 +93,7 @@ def test_ce_loss_matches_naive_computation_and_trains():
     assert model.gru.weight_hh_l0.grad.abs().sum() > 0 and model.out.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_gru4rec_beats_most_popular_on_synthetic_data():
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))
     split = build_splits(data, max_len=20)

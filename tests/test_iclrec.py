@@ -214,6 +214,7 @@ def test_iclrec_is_deterministic_and_a_resumed_run_equals_the_uninterrupted_one(
     assert torch.equal(first, a.centroids) and a.training
 
 
+@pytest.mark.slow
 def test_iclrec_beats_most_popular_on_synthetic_data():
     """CL4SRec's test with K = 10 intents (the synthetic data has 10 genres) and 12 epochs instead of 20."""
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))

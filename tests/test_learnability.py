@@ -1,5 +1,6 @@
 """The synthetic data is learnable: SASRec-CE beats most-popular by a wide margin (issue: foundation)."""
 
+import pytest
 import json
 
 from seqrec_lib.data import SyntheticConfig, build_splits, generate_synthetic
@@ -7,6 +8,7 @@ from seqrec_lib.models.sasrec import SASRecConfig
 from seqrec_lib.train import TrainConfig, main, torch_threads, train_and_evaluate
 
 
+@pytest.mark.slow
 def test_sasrec_beats_most_popular_on_synthetic_data():
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))
     split = build_splits(data, max_len=20)

@@ -3,6 +3,7 @@ evaluated with all calendar features zeroed (a context-blind MOJITO)."""
 
 from __future__ import annotations
 
+import pytest
 import dataclasses
 
 import numpy as np
@@ -56,6 +57,7 @@ def fit_with_and_without_time(split: SplitData, model_config: MojitoConfig, trai
     return fitted
 
 
+@pytest.mark.slow
 def test_mojito_beats_a_context_blind_mojito() -> None:
     split = build_splits(hour_world(), max_len=10)
     protocol = EvalProtocol(mode="full", ks=(10,), history_mask="none")   # items repeat in this world
@@ -71,6 +73,7 @@ def test_mojito_beats_a_context_blind_mojito() -> None:
     assert results["time"]["NDCG@10"] > results["blind"]["NDCG@10"] + 0.05, results
 
 
+@pytest.mark.slow
 def test_mojito_beats_a_context_blind_mojito_on_the_synthetic_time_effect() -> None:
     """The library's synthetic data: picks follow the time slot of the user's previous visit (popular picks
     come from that slot's genres). With preference picks rare (p_preferred=0.2) the effect dominates; MOJITO

@@ -151,6 +151,7 @@ def test_padding_does_not_change_the_prediction():
     torch.testing.assert_close(padded, alone)
 
 
+@pytest.mark.slow
 def test_tisasrec_beats_most_popular_on_synthetic_data():
     data, _ = generate_synthetic(SyntheticConfig(n_users=500, n_items=200, n_genres=10, n_creators=20, seed=3))
     split = build_splits(data, max_len=20)
