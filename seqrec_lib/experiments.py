@@ -46,7 +46,7 @@ from .evaluation import EvalProtocol
 from .executors import Executor, Job, Outcome, get_executor
 from .models.base import SequentialModel
 from .models.fame import FameConfig
-from .models.registry import MODELS, build_model, get_entry, make_config
+from .models.registry import MODELS, MOJITO_ABLATIONS, build_model, get_entry, make_config
 from .models.sasrec import SASRecConfig
 from .profiles import SYNTHETIC, Profile
 from .records import load_torch_file, read_json_file, write_json_atomic
@@ -143,34 +143,10 @@ def runs_root(profile: Profile, outputs: str | Path = "outputs") -> Path:
 
 
 def label_for(model: str, model_config: Any) -> str:
-    """The table label of a model configuration (a dataclass or a record's dict): SASRec-CE/BCE, FAME,
-    FAME w/o MoE (N = 1), MOJITO (with its ablations named, ``mojito_label``), Most popular."""
+    """The table label of a model configuration (a dataclass or a record's dict), by the model's registry entry
+    (SASRec-CE/BCE, FAME or FAME w/o MoE, MOJITO with its ablations named, TiSASRec, ...)."""
     fields = model_config if isinstance(model_config, Mapping) else dataclasses.asdict(model_config)
-    if model == "sasrec":
-        return SASREC_CE if fields["loss"] == "ce" else SASREC_BCE
-    if model == "fame":
-        return FAME_NO_MOE if fields["n_experts"] == 1 else FAME
-    if model == "mojito":
-        return mojito_label(fields)
-    if model in MODELS and getattr(MODELS[model], "label", ""):       # the registry's name (e.g. TiSASRec)
-        return MODELS[model].label
-    return {"pop": MOST_POPULAR}.get(model, model)
-
-
-MOJITO_ABLATIONS: dict[str, dict[str, Any]] = {
-    "w/o long-term": {"lambda_long": 0.0},               # no attentive-FISM term (λ = 0), docs/mojito.md §7-8
-    "w/o time context": {"time_context": False},         # context embedding zeroed, inputs and targets (§3)
-    "batch pairing": {"faithful_batch_pairing": True},   # the official cross-user pairing (§5.2, M1)
-    "w/o attention noise": {"attn_noise": False},        # no σ²·ε, training or evaluation (§5.1, M3)
-}
-"""MOJITO's ablations, each one switch of ``MojitoConfig``: the name in the label → the setting."""
-
-
-def mojito_label(fields: Mapping[str, Any]) -> str:
-    """"MOJITO", or "MOJITO (<ablation>, ...)" for the ``MOJITO_ABLATIONS`` a config (its fields) has on."""
-    on = [name for name, setting in MOJITO_ABLATIONS.items()
-          if all(k in fields and fields[k] == v for k, v in setting.items())]
-    return f"{MOJITO} ({', '.join(on)})" if on else MOJITO
+    return get_entry(model).label_for(fields, model)
 
 
 def full_protocol(seed: int) -> EvalProtocol:

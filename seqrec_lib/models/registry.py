@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,25 +22,48 @@ from .sasrec import SASRec, SASRecConfig
 from .tisasrec import TiSASRec, TiSASRecConfig
 
 
+MOJITO_ABLATIONS: dict[str, dict[str, Any]] = {
+    "w/o long-term": {"lambda_long": 0.0},               # no attentive-FISM term (λ = 0), docs/mojito.md §7-8
+    "w/o time context": {"time_context": False},         # context embedding zeroed, inputs and targets (§3)
+    "batch pairing": {"faithful_batch_pairing": True},   # the official cross-user pairing (§5.2, M1)
+    "w/o attention noise": {"attn_noise": False},        # no σ²·ε, training or evaluation (§5.1, M3)
+}
+"""MOJITO's ablations, each one switch of ``MojitoConfig``: the name in the label → the setting."""
+
+
+def mojito_label(fields: Mapping[str, Any]) -> str:
+    """"MOJITO", or "MOJITO (<ablation>, ...)" for the ``MOJITO_ABLATIONS`` a config (its fields) has on."""
+    on = [name for name, setting in MOJITO_ABLATIONS.items()
+          if all(k in fields and fields[k] == v for k, v in setting.items())]
+    return f"MOJITO ({', '.join(on)})" if on else "MOJITO"
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """``label``: the model's name in tables and figures (empty: the experiments' own label rule);
+    """``label``: the model's name in tables and figures, or the rule that names a configuration of it from its
+    fields (SASRec-CE / SASRec-BCE by the loss, FAME w/o MoE at N = 1, MOJITO's ablations); empty: the registry name.
     ``needs_time``: the model reads the time of the inputs, so it trains on datasets with timestamps, in
     MOJITO's setting (its windows and protocols; ``experiments.single_run_spec``)."""
 
     config: type
     model: type[SequentialModel]
     description: str
-    label: str = ""
+    label: str | Callable[[Mapping[str, Any]], str] = ""
     needs_time: bool = False
+
+    def label_for(self, fields: Mapping[str, Any], name: str) -> str:
+        """The table label of a configuration (its fields) of the model registered as ``name``."""
+        return self.label(fields) if callable(self.label) else self.label or name
 
 
 MODELS: dict[str, ModelEntry] = {
-    "pop": ModelEntry(MostPopularConfig, MostPopular, "most popular items (training counts)"),
-    "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE"),
-    "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer"),
+    "pop": ModelEntry(MostPopularConfig, MostPopular, "most popular items (training counts)", label="Most popular"),
+    "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE",
+                         label=lambda f: "SASRec-CE" if f["loss"] == "ce" else "SASRec-BCE"),
+    "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer",
+                       label=lambda f: "FAME w/o MoE" if f["n_experts"] == 1 else "FAME"),
     "mojito": ModelEntry(MojitoConfig, Mojito, "MOJITO: time-aware attention mixtures + long-term attentive FISM",
-                         needs_time=True),
+                         label=mojito_label, needs_time=True),
     "gru4rec": ModelEntry(GRU4RecConfig, GRU4Rec, "GRU4Rec (RecBole form): GRU over the items, CE at every position",
                           label="GRU4Rec"),
     "bert4rec": ModelEntry(BERT4RecConfig, BERT4Rec, "BERT4Rec: bidirectional Transformer, cloze training",
