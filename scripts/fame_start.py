@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     profile = get_profile("paper")
-    fame = [spec for spec in PLANS[args.plan](profile) if spec.model == "fame"]
+    fame = [spec for spec in PLANS[args.plan](profile) if prerequisites(spec)]     # the fine-tuned runs
     print("| dataset | H | N | SASRec-CE checkpoint valid NDCG@20 | FAME at its start valid NDCG@20 |\n|---|---|---|---|---|")
     for spec in fame:
         _, split = load_split(spec.dataset, profile, spec.samples_step, spec.max_len)
