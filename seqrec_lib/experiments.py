@@ -481,12 +481,14 @@ def cpu_threads(profile: Profile, device: torch.device) -> Iterator[None]:
 
 
 def prerequisites(spec: RunSpec) -> list[RunSpec]:
-    """Runs ``spec`` builds on: FAME's SASRec-CE pretraining (same H, backbone, training, protocols)."""
-    if spec.model != "fame":
+    """Runs ``spec`` builds on, as its model's registry entry says (FAME: its SASRec-CE pretraining with the same
+    H and backbone), with the same training, protocols and data."""
+    pretraining = get_entry(spec.model).pretraining
+    if pretraining is None:
         return []
-    config = spec.model_config.sasrec_config()
-    return [RunSpec("sasrec", spec.dataset, config, spec.train_config, spec.protocols, spec.samples_step,
-                    label_for("sasrec", config))]
+    model, config = pretraining(spec.model_config)
+    return [RunSpec(model, spec.dataset, config, spec.train_config, spec.protocols, spec.samples_step,
+                    label_for(model, config))]
 
 
 def _identity(spec: RunSpec) -> RunSpec:

@@ -50,6 +50,9 @@ class ModelEntry:
     description: str
     label: str | Callable[[Mapping[str, Any]], str] = ""
     needs_time: bool = False
+    pretraining: Callable[[Any], tuple[str, Any]] | None = None
+    """The run a configuration starts from, as (model name, its config): FAME fine-tunes the SASRec-CE with its
+    backbone and heads (docs/fame.md §8); None: trained from scratch."""
 
     def label_for(self, fields: Mapping[str, Any], name: str) -> str:
         """The table label of a configuration (its fields) of the model registered as ``name``."""
@@ -61,7 +64,8 @@ MODELS: dict[str, ModelEntry] = {
     "sasrec": ModelEntry(SASRecConfig, SASRec, "SASRec (ICLRec style), CE over all items or BCE",
                          label=lambda f: "SASRec-CE" if f["loss"] == "ce" else "SASRec-BCE"),
     "fame": ModelEntry(FameConfig, Fame, "FAME: facet-aware multi-head prediction, MoE queries in the last layer",
-                       label=lambda f: "FAME w/o MoE" if f["n_experts"] == 1 else "FAME"),
+                       label=lambda f: "FAME w/o MoE" if f["n_experts"] == 1 else "FAME",
+                       pretraining=lambda config: ("sasrec", config.sasrec_config())),
     "mojito": ModelEntry(MojitoConfig, Mojito, "MOJITO: time-aware attention mixtures + long-term attentive FISM",
                          label=mojito_label, needs_time=True),
     "gru4rec": ModelEntry(GRU4RecConfig, GRU4Rec, "GRU4Rec (RecBole form): GRU over the items, CE at every position",
