@@ -243,9 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     (results / "status.md").write_text(status_page(units, waiting) + "\n")
     results_doc.plan_frame(units).to_csv(results / "plan_units.csv", index=False)
-    for path, text in results_doc.generated(args.out, ROOT).items():
-        path.write_text(text)
-    print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md, docs/results.md, README.md")
+    written = ""
+    if args.out.resolve() == PAPER.resolve():        # the repository's docs follow the committed records only
+        for path, text in results_doc.generated(args.out, ROOT).items():
+            path.write_text(text)
+        written = ", docs/results.md, README.md"
+    print(f"{len(records)} records → {results}/runs.md, {curves}/, {results}/status.md{written}")
     return 0
 
 

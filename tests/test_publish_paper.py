@@ -10,6 +10,8 @@ import seqrec_lib.experiments as ex
 from seqrec_lib.profiles import get_profile
 from tests.helpers import load_script, need_datasets
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SMOKE = get_profile("smoke")
 
 
@@ -49,7 +51,9 @@ def test_a_file_that_is_not_a_record_is_named(tmp_path):
 def test_main_writes_tables_curves_and_status(published):
     need_datasets("beauty", "toys", "sports", "ml-100k")         # the status page lists every plan's units
     out, records = published
+    docs = {path: path.read_text() for path in (ROOT / "README.md", ROOT / "docs" / "results.md")}
     assert load_script("publish_paper").main(["--out", str(out)]) == 0
+    assert {path: path.read_text() for path in docs} == docs    # the repository's docs follow outputs/paper only
     assert (out / "results" / "runs.md").read_text().count("\n|") >= len(records) + 1
     for dataset in {record["dataset"] for record in records}:
         assert (out / "figures" / "curves" / f"curves_{dataset}.png").exists()
