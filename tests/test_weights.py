@@ -254,3 +254,19 @@ def test_shipped_weights_reproduce_their_committed_records(tmp_path):
             got = evaluate(model, split, "test", record_protocol(record, "full"))["NDCG@10"]
             assert got == pytest.approx(entry["test_full_NDCG@10"], abs=1e-6), name
             assert got == pytest.approx(record["metrics"]["test"]["full"]["NDCG@10"], abs=1e-6), name
+
+
+@pytest.mark.parametrize("shift, accepted", [(4.4e-10, True), (2e-8, False)])
+def test_mrr_may_differ_by_summation_order_only(outputs, shift, accepted):
+    """HR@k and NDCG@k must be equal (above); MRR, a float mean over all ranks, within weights.MEAN_TOLERANCE."""
+    folder = folder_of(outputs, "sasrec")
+    committed_path = ex.published_record(folder)
+    committed = json.loads(committed_path.read_text())
+    committed["metrics"]["test"]["full"]["MRR"] += shift
+    committed_path.write_text(json.dumps(committed))
+    if accepted:
+        export(outputs, "sasrec")
+        assert (outputs / "weights" / f"{folder.name}.safetensors").exists()
+    else:
+        with pytest.raises(w.ExportRefused, match=r"test MRR \(full\)"):
+            export(outputs, "sasrec")
