@@ -170,9 +170,9 @@ def exact_tensors(state: Mapping[str, Any], source: str = "state_dict") -> dict[
 
 
 MEAN_TOLERANCE = 1e-8
-"""How far apart a metric other than HR@k and NDCG@k may be: MRR is a float mean over every user's full rank, whose
-summation order the evaluation code has changed since some records were made (Beauty's SASRec-CE(H = 2): 4.4e-10);
-HR@k and NDCG@k, functions of the ranks at the cutoffs, must be equal."""
+"""How far apart a metric other than HR@k and NDCG@k may be: MRR is a mean over every user's full rank, computed in
+float32 before commit 3b2f05f and in float64 since, so a record made before then differs in the last digits
+(Beauty's SASRec-CE(H = 2): 4.4e-10); HR@k and NDCG@k, functions of the ranks at the cutoffs, must be equal."""
 
 
 def _same_value(a: Any, b: Any, metric: str = "") -> bool:
