@@ -158,9 +158,7 @@ def table2_section(frame: pd.DataFrame, units: pd.DataFrame, results: Path) -> l
         ahead = sum(g[0] > 0 for g in gains.values())
         paper_gain = [paper_results.paper_row("FAME", d)["NDCG@10"] / paper_results.paper_row("SASRec", d)["NDCG@10"]
                       - 1 for d in gains]
-        fig5 = _plan_runs(frame, units, "beauty-fig5")
-        no_moe = fig5[fig5["label"] == "FAME w/o MoE"]
-        heads = int(no_moe.loc[no_moe["valid_full_NDCG@20"].astype(float).idxmax(), "heads"]) if len(no_moe) else None
+        heads = _h_star(_plan_runs(frame, units, "beauty-fig5"))
         out += [f"**Reading.** FAME's mean test NDCG@10 is above our SASRec-CE's on {ahead} of {len(gains)} datasets, "
                 f"by {min(absolute):+.4f} to {max(absolute):+.4f} ({min(relative):+.1f} % to {max(relative):+.1f} %), "
                 f"where the paper's FAME row is {100 * min(paper_gain):.0f}-{100 * max(paper_gain):.0f} % above its "
@@ -185,6 +183,12 @@ def _sweep_table(runs: pd.DataFrame, key: str) -> str:
     return markdown_table(table.sort_values([key, "model"]), index=False)
 
 
+def _h_star(fig5: pd.DataFrame) -> int | None:
+    """H*: the H of the head sweep's FAME w/o MoE with the best validation NDCG@20 (None before it has run)."""
+    no_moe = fig5[fig5["label"] == "FAME w/o MoE"]
+    return int(no_moe.loc[no_moe["valid_full_NDCG@20"].astype(float).idxmax(), "heads"]) if len(no_moe) else None
+
+
 def fig5_section(frame: pd.DataFrame, units: pd.DataFrame) -> list[str]:
     out = ["## Fig. 5: more heads (H sweep, seed 1)", "",
            "SASRec-CE(H) and FAME w/o MoE(H) fine-tuned from it; H* is FAME w/o MoE's best validation NDCG@20. "
@@ -194,7 +198,7 @@ def fig5_section(frame: pd.DataFrame, units: pd.DataFrame) -> list[str]:
         sasrec, fame = (runs[runs["label"] == k].set_index("heads") for k in ("SASRec-CE", "FAME w/o MoE"))
         if sasrec.empty or fame.empty:
             continue
-        best = int(fame["valid_full_NDCG@20"].astype(float).idxmax())
+        best = _h_star(runs)
         common = sorted(set(sasrec.index) & set(fame.index))
         above = [int(h) for h in common if fame.loc[h, "valid_full_NDCG@20"] > sasrec.loc[h, "valid_full_NDCG@20"]]
         below = [int(h) for h in common if int(h) not in above]
